@@ -1,0 +1,108 @@
+"""The LightningModule: an FCN, its per-pixel loss, the paper's four metrics per split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from fcn_lit.losses import segmentation_loss
+from fcn_lit.metrics import SegmentationMetrics
+from fcn_lit.models import build_fcn
+from fcn_lit.optim import build_optimizer, build_scheduler
+
+PRIMARY_HEAD = "semantic"
+
+
+class FCNModule(L.LightningModule):
+    """Trains and scores one FCN. Every argument is plain data (dicts, lists, numbers, strings), so
+    checkpoints load with ``torch.load(weights_only=True)`` and rebuild the net from them alone.
+
+    Multi-head nets (SIFT Flow) are described by ``task_heads`` ({head: classes}); their losses are
+    summed and each head gets its own metrics, logged as ``<stage>/<head>/<metric>``.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        backbone: dict[str, Any],
+        loss: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        num_classes: int,
+        class_names: list[str] | None = None,
+        task_heads: dict[str, int] | None = None,
+        ignore_index: int = 255,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.heads = dict(task_heads or {PRIMARY_HEAD: num_classes})
+        self.net = build_fcn(
+            backbone=backbone["name"],
+            pretrained=backbone.get("pretrained", False),
+            num_classes=num_classes,
+            heads=task_heads,
+            **{k: v for k, v in backbone.items() if k not in ("name", "pretrained")},
+            **net,
+        )
+        self.metrics = nn.ModuleDict({
+            stage: nn.ModuleDict({head: SegmentationMetrics(n, ignore_index=ignore_index)
+                                  for head, n in self.heads.items()})
+            for stage in ("val", "test")
+        })
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def forward(self, image: Tensor) -> Tensor | dict[str, Tensor]:
+        return self.net(image)
+
+    def _per_head(self, outputs: Tensor | dict[str, Tensor], target: Tensor | dict[str, Tensor]):
+        if isinstance(outputs, Tensor):
+            outputs, target = {PRIMARY_HEAD: outputs}, {PRIMARY_HEAD: target}
+        return [(head, outputs[head], target[head]) for head in self.heads]
+
+    def training_step(self, batch: tuple[Tensor, Any], batch_idx: int) -> Tensor:
+        image, target = batch
+        losses = {head: segmentation_loss(logits, t, ignore_index=self.hparams.ignore_index,
+                                          **self.hparams.loss)
+                  for head, logits, t in self._per_head(self(image), target)}
+        loss = sum(losses.values())
+        self.log("train/loss", loss, prog_bar=True, batch_size=image.shape[0])
+        if len(losses) > 1:
+            self.log_dict({f"train/{head}/loss": v for head, v in losses.items()}, batch_size=image.shape[0])
+        return loss
+
+    def _evaluate(self, stage: str, batch: tuple[Tensor, Any]) -> None:
+        image, target = batch
+        for head, logits, t in self._per_head(self(image), target):
+            self.metrics[stage][head].update(logits.argmax(1), t)
+
+    def validation_step(self, batch: tuple[Tensor, Any], batch_idx: int) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, Any], batch_idx: int) -> None:
+        self._evaluate("test", batch)
+
+    def _finish(self, stage: str) -> None:
+        results = {}
+        for head, metric in self.metrics[stage].items():
+            scores = metric.compute()
+            metric.reset()
+            prefix = stage if head == PRIMARY_HEAD else f"{stage}/{head}"
+            self.log_dict({f"{prefix}/{k}": v for k, v in scores.items() if v.ndim == 0},
+                          prog_bar=head == PRIMARY_HEAD and stage == "val")
+            results[head] = {k: v.tolist() for k, v in scores.items()}
+        self.results[stage] = results
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.net, **self.hparams.optimizer)
+        scheduler = build_scheduler(optimizer, total_steps=self.trainer.estimated_stepping_batches,
+                                    **self.hparams.scheduler)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

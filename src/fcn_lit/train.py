@@ -1,0 +1,107 @@
+"""Training entry: a composed config in; checkpoints, metrics.json and pictures in the run dir out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from fcn_lit.module import PRIMARY_HEAD, FCNModule
+from fcn_lit.summary import named_scores, print_scores, write_json
+from fcn_lit.visualize import save_comparison
+
+
+def instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a callbacks/logger group (a dict of configs)."""
+    return [instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test and report one run; returns the scores and the paths it wrote."""
+    start = time.perf_counter()
+    console = Console()
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    # Fail before building the net and the trainer when the data is missing or broken.
+    datamodule.prepare_data()
+    module: FCNModule = instantiate(
+        cfg.model,
+        num_classes=datamodule.num_classes,
+        class_names=list(datamodule.class_names),
+        task_heads=datamodule.task_heads,
+        ignore_index=datamodule.ignore_index,
+    )
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger")) or False
+    )
+
+    if cfg.get("train", True):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=_resolve_ckpt(cfg.get("ckpt_path"), run_dir))
+    best = _best_checkpoint(trainer)
+    results: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": best}
+    if best:
+        results["best_val_mean_iu"] = trainer.checkpoint_callback.best_model_score.item()
+    if cfg.get("test", True):
+        trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        results["test"] = _report(module.results["test"], module.hparams.class_names, "test", console)
+        if trainer.is_global_zero and cfg.get("num_pictures", 0):
+            results["pictures"] = str(save_pictures(module, datamodule, run_dir / "predictions.png", cfg.num_pictures))
+    results["elapsed_s"] = round(time.perf_counter() - start, 1)
+    if trainer.is_global_zero:
+        write_json(run_dir / "metrics.json", results)
+        console.print(f"Finished in {results['elapsed_s']:.0f} s. Run directory: [bold]{run_dir}[/bold]")
+    return results
+
+
+def _resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
+    if ckpt_path != "last":
+        return ckpt_path
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return str(last) if last.exists() else None
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        return callback.best_model_path
+    return None
+
+
+def _report(head_scores: dict[str, dict[str, Any]], class_names: list[str], stage: str, console: Console) -> dict[str, Any]:
+    """Print the primary head's tables; return scores keyed by class name, other heads nested."""
+    primary = head_scores[PRIMARY_HEAD]
+    print_scores(primary, class_names, f"{stage} ({PRIMARY_HEAD})" if len(head_scores) > 1 else stage, console)
+    out = named_scores(primary, class_names)
+    for head, scores in head_scores.items():
+        if head != PRIMARY_HEAD:
+            console.print(f"{stage} {head}: pixel accuracy {100 * scores['pixel_acc']:.2f}")
+            out[head] = {k: v for k, v in scores.items() if k != "per_class_iu"}
+    return out
+
+
+@torch.inference_mode()
+def save_pictures(module: FCNModule, datamodule: Any, path: Path, count: int) -> Path:
+    """Image | ground truth | prediction for the first test samples."""
+    module.eval()
+    rows = []
+    for image, target in datamodule.test_dataloader():
+        outputs = module(image.to(module.device))
+        if isinstance(outputs, dict):
+            outputs, target = outputs[PRIMARY_HEAD], target[PRIMARY_HEAD]
+        for i in range(image.shape[0]):
+            rows.append((datamodule.denormalize(image[i]), target[i].numpy(), outputs[i].argmax(0).cpu().numpy()))
+            if len(rows) == count:
+                return save_comparison(path, rows, datamodule.palette, scale=2)
+    return save_comparison(path, rows, datamodule.palette, scale=2)

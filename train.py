@@ -1,0 +1,17 @@
+"""Train an FCN: `python train.py model=fcn8s data=voc_sbd trainer=gpu` (see conf/train.yaml)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from fcn_lit.train import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    results = train(cfg)
+    # Returned for sweepers (Optuna) that optimise the validation mean IU.
+    return results.get("best_val_mean_iu")
+
+
+if __name__ == "__main__":
+    main()
