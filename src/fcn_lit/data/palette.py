@@ -1,13 +1,26 @@
-"""The PASCAL VOC colour map (VOCdevkit's labelcolormap)."""
+"""Class colours: the PASCAL VOC colour map, and masks painted with it."""
+
+from __future__ import annotations
 
 import numpy as np
 
 
-def voc_palette(n: int = 256) -> np.ndarray:
-    """(n, 3) uint8 colours: class k's colour spreads the bits of k over R, G and B."""
-    k = np.arange(n)
-    palette = np.zeros((n, 3), np.uint8)
-    for bit in range(8):
-        for channel in range(3):
-            palette[:, channel] |= (((k >> (3 * bit + channel)) & 1) << (7 - bit)).astype(np.uint8)
+def voc_palette(num_colors: int = 256) -> np.ndarray:
+    """The VOC colour map as a (num_colors, 3) uint8 array (bit-interleaved class index)."""
+    palette = np.zeros((num_colors, 3), dtype=np.uint8)
+    for index in range(num_colors):
+        c, r, g, b = index, 0, 0, 0
+        for bit in range(8):
+            r |= ((c >> 0) & 1) << (7 - bit)
+            g |= ((c >> 1) & 1) << (7 - bit)
+            b |= ((c >> 2) & 1) << (7 - bit)
+            c >>= 3
+        palette[index] = (r, g, b)
     return palette
+
+
+def colorize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Paint an HxW index mask as HxWx3 uint8; indices past the palette (255 = void) use VOC's."""
+    lut = voc_palette(256)
+    lut[: min(len(palette), 255)] = palette[:255]
+    return lut[np.asarray(mask).astype(np.int64).clip(0, 255)]

@@ -1,0 +1,184 @@
+"""Augmentation (albumentations 2.0.8), normalisation and batching of images of different sizes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import albumentations as A
+import numpy as np
+import torch
+
+from fcn_lit.data.base import IGNORE_INDEX, Target
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Channels each input modality contributes to the stacked image (NYUDv2 stacks several).
+CHANNELS = {"color": 3, "hha": 3, "depth": 1}
+BATCHINGS = ("single", "pad", "crop")
+AUGMENTATIONS = ("none", "modern")
+NORMALIZATIONS = ("imagenet", "caffe")
+# Per data set mean of each modality, BGR 0..255 for colour (the reference's data layers).
+CAFFE_MEANS: dict[str, dict[str, tuple[float, ...]]] = {
+    "voc": {"color": (104.00699, 116.66877, 122.67892)},
+    "nyud": {"color": (116.190, 97.203, 92.318), "hha": (132.431, 94.076, 118.477)},
+    "siftflow": {"color": (114.578, 115.294, 108.353)},
+}
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """`(image[..., order] - mean) / std` per channel, image in 0..255; and its inverse for pictures."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    order: tuple[int, ...]
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        x = np.asarray(image, dtype=np.float32)[..., list(self.order)]
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+    def denormalize(self, image: torch.Tensor) -> np.ndarray:
+        """A normalised (C, H, W) tensor back to uint8 HxWx3 in the data set's channel order (RGB)."""
+        x = image.detach().cpu().float().numpy().transpose(1, 2, 0)
+        x = x * np.asarray(self.std, np.float32) + np.asarray(self.mean, np.float32)
+        x = x[..., np.argsort(self.order)][..., :3]
+        if x.shape[-1] < 3:
+            x = np.repeat(x[..., :1], 3, axis=-1)
+        return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def build_normalization(
+    kind: str, modalities: Sequence[str] = ("color",), caffe_means: dict[str, Sequence[float]] | None = None
+) -> Normalization:
+    """Normalisation matching the trunk's weights.
+
+    "imagenet": RGB scaled to 0..1 then the ImageNet mean/std (torchvision weights).
+    "caffe": colour flipped to BGR, 0..255, the data set's mean subtracted (Caffe weights); HHA keeps
+    its channel order; depth arrives already as log(depth) - mean.
+    """
+    if kind not in NORMALIZATIONS:
+        raise ValueError(f"data.normalization={kind!r} is not one of {NORMALIZATIONS}; pick one")
+    caffe_means = caffe_means or {}
+    mean: list[float] = []
+    std: list[float] = []
+    order: list[int] = []
+    for modality in modalities:
+        start = len(order)
+        channels = list(range(start, start + CHANNELS[modality]))
+        if modality == "depth":
+            mean, std, order = mean + [0.0], std + [1.0], order + channels
+        elif kind == "imagenet":
+            mean += [255 * m for m in IMAGENET_MEAN]
+            std += [255 * s for s in IMAGENET_STD]
+            order += channels
+        else:
+            mean += list(caffe_means[modality])
+            std += [1.0] * 3
+            order += channels[::-1] if modality == "color" else channels
+    return Normalization(tuple(mean), tuple(std), tuple(order))
+
+
+def build_augmentation(
+    train: bool, augmentation: str, batching: str, crop_size: int | Sequence[int], channels: int = 3
+) -> A.Compose | None:
+    """The albumentations pipeline: none for evaluation or the paper's setting (whole images)."""
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"data.augmentation={augmentation!r} is not one of {AUGMENTATIONS}; pick one")
+    if batching not in BATCHINGS:
+        raise ValueError(f"data.batching={batching!r} is not one of {BATCHINGS}; pick one")
+    if not train:
+        return None
+    height, width = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+    modern = augmentation == "modern"
+    steps: list[A.BasicTransform] = []
+    if modern:
+        steps.append(A.RandomScale(scale_limit=(-0.5, 1.0), p=1.0))  # factor 0.5 .. 2.0
+    if batching == "crop":
+        steps.append(A.RandomCrop(height, width, pad_if_needed=True, fill=0, fill_mask=IGNORE_INDEX))
+    if modern:
+        steps.append(A.HorizontalFlip(p=0.5))
+        if channels == 3:  # colour jitter has no meaning for HHA or depth channels
+            steps.append(A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05, p=0.8))
+    if not steps:
+        return None
+    return A.Compose(steps, seed=int(torch.randint(2**31 - 1, ())))
+
+
+class SegmentationTransform:
+    """Augment (image, target) together, normalise the image, return tensors."""
+
+    def __init__(self, augment: A.Compose | None, normalization: Normalization) -> None:
+        self.augment = augment
+        self.normalization = normalization
+
+    def __call__(self, image: np.ndarray, target: Target) -> tuple[torch.Tensor, torch.Tensor | dict]:
+        if self.augment is not None:
+            if isinstance(target, dict):
+                keys = sorted(target)
+                out = self.augment(image=image, masks=[target[k] for k in keys])
+                image, target = out["image"], dict(zip(keys, out["masks"], strict=True))
+            else:
+                out = self.augment(image=image, mask=target)
+                image, target = out["image"], out["mask"]
+        if isinstance(target, dict):
+            return self.normalization(image), {k: _long(v) for k, v in target.items()}
+        return self.normalization(image), _long(target)
+
+    def reseed(self, seed: int) -> None:
+        if self.augment is not None:
+            self.augment.set_random_seed(seed)
+
+
+def _long(mask: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
+
+
+class TransformedDataset(torch.utils.data.Dataset):
+    """A raw data set seen through a transform (the raw one stays reachable as `.dataset`)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, transform: SegmentationTransform) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | dict]:
+        image, target = self.dataset[index]
+        return self.transform(image, target)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: reseed the albumentations Compose, numpy and random per worker.
+
+    albumentations 2.0.8 keeps its own generator inside Compose, which every forked worker copies,
+    so without this all workers apply the same augmentation sequence.
+    """
+    info = torch.utils.data.get_worker_info()
+    seed = info.seed % 2**32  # torch's base seed + worker id, new every epoch
+    np.random.seed(seed)
+    random.seed(seed)
+    transform = getattr(info.dataset, "transform", None)
+    if isinstance(transform, SegmentationTransform):
+        transform.reseed(seed)
+
+
+def _pad_stack(tensors: Sequence[torch.Tensor], value: float) -> torch.Tensor:
+    height = max(t.shape[-2] for t in tensors)
+    width = max(t.shape[-1] for t in tensors)
+    out = tensors[0].new_full((len(tensors), *tensors[0].shape[:-2], height, width), value)
+    for i, t in enumerate(tensors):
+        out[i, ..., : t.shape[-2], : t.shape[-1]] = t
+    return out
+
+
+def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor | dict]]) -> tuple[torch.Tensor, torch.Tensor | dict]:
+    """Stack samples, padding to the largest height and width: images with 0, masks with 255 (void)."""
+    images = _pad_stack([image for image, _ in batch], 0.0)
+    first = batch[0][1]
+    if isinstance(first, dict):
+        return images, {k: _pad_stack([t[k] for _, t in batch], IGNORE_INDEX) for k in first}
+    return images, _pad_stack([t for _, t in batch], IGNORE_INDEX)
