@@ -7,17 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fcn_lit.data.palette import voc_palette
-
-VOID_COLOUR = voc_palette()[255]
-
-
-def colorize(mask: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
-    """HxW class indices -> HxWx3 uint8 colours; 255 (void) in VOC's cream."""
-    palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
-    lut = np.tile(VOID_COLOUR, (256, 1))
-    lut[: min(len(palette), 255)] = palette[:255]
-    return lut[mask.astype(np.uint8)]
+from fcn_lit.data.palette import colorize, voc_palette
 
 
 def save_comparison(
@@ -27,6 +17,7 @@ def save_comparison(
     scale: int = 1,
 ) -> Path:
     """Write one PNG, one row per sample: image | ground truth | prediction."""
+    palette = voc_palette() if palette is None else np.asarray(palette, np.uint8)
     gap = 4
     lines = []
     for image, target, pred in rows:
