@@ -1,0 +1,46 @@
+"""Every config group composes; the documented commands compose; missing data fails fast."""
+
+import pytest
+from hydra.utils import instantiate
+
+from conftest import CONF_DIR, compose_config
+from fcn_lit.train import train
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+@pytest.mark.parametrize(
+    "group", ["data", "model", "model/backbone", "trainer", "logger", "callbacks", "debug", "experiment"]
+)
+def test_every_option_of_every_group_composes(group, tmp_path):
+    assert options(group), f"conf/{group} is empty"
+    for option in options(group):
+        cfg = compose_config(tmp_path, [f"{group}={option}"])
+        assert cfg.model._target_ == "fcn_lit.module.FCNModule"
+        assert cfg.data._target_ == "fcn_lit.data.SegmentationDataModule"
+
+
+def test_readme_command_composes_and_stops_at_missing_data(tmp_path):
+    cfg = compose_config(tmp_path / "run", ["model=fcn16s", "data=voc_sbd", "trainer.devices=4",
+                                            f"paths.data_dir={tmp_path / 'nowhere'}"])
+    assert cfg.model.net.stride == 16 and cfg.trainer.devices == 4 and cfg.data.name == "voc_sbd"
+    with pytest.raises(FileNotFoundError) as error:
+        train(cfg)
+    message = str(error.value)
+    assert str(tmp_path / "nowhere") in message and "download" in message.lower()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("stride", [32, 16, 8])
+def test_model_configs_select_the_stride(stride, tmp_path):
+    cfg = compose_config(tmp_path, [f"model=fcn{stride}s"])
+    assert cfg.model.net.stride == stride
+
+
+def test_trainer_configs_instantiate(tmp_path):
+    for option in ("cpu", "ddp_cpu"):
+        cfg = compose_config(tmp_path, [f"trainer={option}"])
+        trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+        assert trainer.max_epochs == cfg.trainer.max_epochs
