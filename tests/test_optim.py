@@ -10,8 +10,8 @@ from fcn_lit.optim import build_optimizer, build_scheduler
 
 
 class TinyFCN(nn.Module):
-    """A BatchNorm, a scoring conv and a frozen upsampling (the conv bias after a BatchNorm would get no
-    gradient)."""
+    """A BatchNorm, a scoring conv and a frozen upsampling (BatchNorm after the conv would leave
+    its bias without gradient)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -25,7 +25,7 @@ class TinyFCN(nn.Module):
 
 
 def test_heavy_recipe_two_sgd_steps_match_a_hand_written_update() -> None:
-    """SGD m 0.99, wd 5e-4, lr 1e-10, summed loss: biases at 2x lr without decay, upsampling frozen."""
+    """SGD m 0.99, wd 5e-4, lr 1e-10, summed loss; biases 2x lr, no decay; upsampling frozen."""
     torch.manual_seed(0)
     net = TinyFCN().double()
     lr, momentum, wd = 1e-10, 0.99, 5e-4
@@ -57,7 +57,11 @@ def test_heavy_recipe_two_sgd_steps_match_a_hand_written_update() -> None:
             assert update.abs().max() > 0, name
             # atol: a few float64 ulps of the weights; the decay terms (~1e-14) are far above it
             torch.testing.assert_close(
-                update, expected[name], rtol=1e-9, atol=1e-16, msg=lambda m, name=name: f"{name}: {m}"
+                update,
+                expected[name],
+                rtol=1e-9,
+                atol=1e-16,
+                msg=lambda m, name=name: f"{name}: {m}",
             )
     assert torch.equal(net.upscore.weight, upscore_before)
     assert net.upscore.weight.grad is None
@@ -67,7 +71,10 @@ def test_heavy_recipe_two_sgd_steps_match_a_hand_written_update() -> None:
 def test_groups_leave_out_frozen_parameters(name: str) -> None:
     net = TinyFCN()
     optimizer = build_optimizer(net, name=name, lr=1e-3, weight_decay=1e-4, bias_decay=True)
-    groups = {g["name"]: ({id(p) for p in g["params"]}, g["lr"], g["weight_decay"]) for g in optimizer.param_groups}
+    groups = {
+        g["name"]: ({id(p) for p in g["params"]}, g["lr"], g["weight_decay"])
+        for g in optimizer.param_groups
+    }
     assert groups == {
         "weights": ({id(net.score.weight)}, 1e-3, 1e-4),
         "biases": ({id(net.score.bias), id(net.bn.bias)}, 2e-3, 1e-4),
@@ -77,13 +84,17 @@ def test_groups_leave_out_frozen_parameters(name: str) -> None:
 
 
 def test_takes_a_hydra_dict() -> None:
-    spec = OmegaConf.create({"name": "adamw", "lr": 1e-4, "betas": [0.8, 0.9], "weight_decay": 0.01})
+    spec = OmegaConf.create(
+        {"name": "adamw", "lr": 1e-4, "betas": [0.8, 0.9], "weight_decay": 0.01}
+    )
     optimizer = build_optimizer(TinyFCN(), **spec)
     assert optimizer.defaults["betas"] == (0.8, 0.9)
 
 
 def test_unknown_keys_and_names_are_named() -> None:
-    with pytest.raises(ValueError, match=r"\['momentun'\]; accepted keys: \['lr', 'name', 'momentum'"):
+    with pytest.raises(
+        ValueError, match=r"\['momentun'\]; accepted keys: \['lr', 'name', 'momentum'"
+    ):
         build_optimizer(TinyFCN(), lr=1e-3, momentun=0.9)
     with pytest.raises(ValueError, match="model.optimizer.name='adam'"):
         build_optimizer(TinyFCN(), lr=1e-3, name="adam")
@@ -107,7 +118,9 @@ def scheduled_lrs(steps: int, **spec) -> list[list[float]]:
 
 def test_poly_schedule_follows_the_formula() -> None:
     total, power = 10, 0.9
-    for step, (weights_lr, biases_lr, norm_lr) in enumerate(scheduled_lrs(12, total_steps=total, name="poly")):
+    for step, (weights_lr, biases_lr, norm_lr) in enumerate(
+        scheduled_lrs(12, total_steps=total, name="poly")
+    ):
         expected = 0.01 * max(0.0, 1 - step / total) ** power
         assert weights_lr == pytest.approx(expected, abs=1e-15)
         assert biases_lr == pytest.approx(2 * expected, abs=1e-15)

@@ -1,7 +1,8 @@
 """The optimizer and its schedule: the paper's SGD recipe (Section 4.1) and the release's variants.
 
-Both builders take the plain keys of a Hydra dict, as ``build_optimizer(net, **cfg.model.optimizer)``
-and ``build_scheduler(optimizer, total_steps, **cfg.model.scheduler)``.
+Both builders take the plain keys of a Hydra dict:
+``build_optimizer(net, **cfg.model.optimizer)``,
+``build_scheduler(optimizer, total_steps, **cfg.model.scheduler)``.
 """
 
 import inspect
@@ -57,7 +58,9 @@ def build_optimizer(
         else:
             weights.append(param)
     if not weights + biases + norm_scales:
-        raise ValueError(f"{type(net).__name__} has no parameter with requires_grad=True to optimize")
+        raise ValueError(
+            f"{type(net).__name__} has no parameter with requires_grad=True to optimize"
+        )
     groups = [
         {"name": "weights", "params": weights, "lr": lr, "weight_decay": weight_decay},
         {
@@ -89,7 +92,9 @@ def build_scheduler(
     _reject_unknown(unknown, build_scheduler, "model.scheduler")
     _check_name(name, ("fixed", "poly"), "model.scheduler")
     if name == "poly" and not total_steps > 0:
-        raise ValueError(f"total_steps={total_steps}: the poly schedule needs a positive number of steps")
+        raise ValueError(
+            f"total_steps={total_steps}: the poly schedule needs a positive number of steps"
+        )
 
     def factor(step: int) -> float:
         warmup = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
