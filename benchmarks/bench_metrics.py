@@ -22,7 +22,7 @@ def fast_hist(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
 def score_py_update(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The release's loop: argmax per image, then fast_hist."""
     hist = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
-    for scores, label in zip(logits, target):
+    for scores, label in zip(logits, target, strict=True):
         hist += fast_hist(label.flatten(), scores.argmax(0).flatten(), N_CLASSES)
     return hist
 
@@ -58,9 +58,13 @@ def main() -> None:
     from_logits = best_of(lambda: metric.update(logits, target))
     from_indices = best_of(lambda: metric.update(indices, target))
     print(f"{BATCH}x{N_CLASSES}x{SIZE}x{SIZE} on {DEVICE}, torch threads {torch.get_num_threads()}")
-    print(f"score.py numpy (argmax + fast_hist): {baseline * 1e3:8.1f} ms")
-    print(f"update(logits):                      {from_logits * 1e3:8.1f} ms  ratio {from_logits / baseline:.2f}")
-    print(f"update(indices):                     {from_indices * 1e3:8.1f} ms  ratio {from_indices / baseline:.2f}")
+    rows = [
+        ("score.py numpy (argmax + fast_hist)", baseline),
+        ("update(logits)", from_logits),
+        ("update(indices)", from_indices),
+    ]
+    for label, seconds in rows:
+        print(f"{label:<36} {seconds * 1e3:8.1f} ms  ratio {seconds / baseline:.2f}")
 
 
 if __name__ == "__main__":

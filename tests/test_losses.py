@@ -14,7 +14,9 @@ def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return logits, target
 
 
-def per_pixel_losses(logits: torch.Tensor, target: torch.Tensor, kept: torch.Tensor) -> list[torch.Tensor]:
+def per_pixel_losses(
+    logits: torch.Tensor, target: torch.Tensor, kept: torch.Tensor
+) -> list[torch.Tensor]:
     """-log softmax of the true class at every kept labelled pixel, one pixel at a time."""
     losses = []
     for i, y, x in (kept & (target != 255)).nonzero().tolist():

@@ -29,7 +29,8 @@ def segmentation_loss(
     if sample_p is not None:
         n, h, w = target.shape
         cells = (n, -(-h // sample_cell), -(-w // sample_cell))
-        kept_cells = torch.rand(cells, device=target.device) < sample_p
-        keep &= kept_cells.repeat_interleave(sample_cell, 1).repeat_interleave(sample_cell, 2)[:, :h, :w]
+        kept = torch.rand(cells, device=target.device) < sample_p
+        kept = kept.repeat_interleave(sample_cell, 1).repeat_interleave(sample_cell, 2)
+        keep &= kept[:, :h, :w]
     total = torch.where(keep, pixel_loss, 0.0).sum()
     return total / keep.sum().clamp(min=1) if normalize else total

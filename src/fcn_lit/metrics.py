@@ -55,7 +55,7 @@ class SegmentationMetrics(Metric):
         self.add_state("confmat", default=zeros, dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add a batch: ``preds`` logits (N, C, H, W) or class indices (N, H, W); ``target`` (N, H, W)."""
+        """Add a batch: ``preds`` logits (N, C, H, W) or classes (N, H, W); ``target`` (N, H, W)."""
         n = self.num_classes
         if preds.dim() == target.dim() + 1:
             if preds.shape[1] != n:
@@ -67,7 +67,9 @@ class SegmentationMetrics(Metric):
                 "give logits (N, C, H, W) or class indices (N, H, W) with a target (N, H, W)"
             )
         if preds.is_floating_point() or target.is_floating_point():
-            raise TypeError("class indices must be integer tensors (logits need a channel dimension)")
+            raise TypeError(
+                "class indices must be integer tensors (logits need a channel dimension)"
+            )
         preds, target = preds.long(), target.long()
         low, high = torch.aminmax(preds) if preds.numel() else (0, 0)
         if low < 0 or high >= n:
@@ -81,7 +83,7 @@ class SegmentationMetrics(Metric):
         self.confmat += counts[: n * n].reshape(n, n)
 
     def compute(self) -> dict[str, Tensor]:
-        """Scores as 0-dim float64 tensors, plus ``per_class_iu`` (C,), NaN where a class is absent."""
+        """0-dim float64 scores, plus ``per_class_iu`` (C,), NaN where a class is absent."""
         hist = self.confmat.double()
         diag, gt_pixels, pred_pixels = hist.diag(), hist.sum(1), hist.sum(0)
         acc = diag / gt_pixels  # NaN for a class without ground truth: left out of the mean
