@@ -70,7 +70,7 @@ def test_voc_config_composes_and_names_the_missing_root(tmp_path):
 
 def _fake_synthetic(root: Path, *, seed: int = 0, num_train: int, num_val: int, size: int) -> Path:
     """Stands in for the lead's generator: the same layout, written with the test helpers."""
-    from conftest import random_mask, write_jpeg, write_palette_png
+    from ondisk import random_mask, write_jpeg, write_palette_png
 
     rng = np.random.default_rng(seed)
     root = Path(root)
