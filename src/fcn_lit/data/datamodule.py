@@ -150,9 +150,15 @@ class SegmentationDataModule(L.LightningDataModule):
             from fcn_lit.data.download import download_dataset
 
             download_dataset(self.name, self.root, self.sbd_root, self.archive)
+        problems = []
         for stage in ("train", "val", "test"):
             if self.splits[stage]:
-                self.build_dataset(stage)
+                try:
+                    self.build_dataset(stage)
+                except DataNotFoundError as err:
+                    problems += [str(err)] if str(err) not in problems else []
+        if problems:
+            raise DataNotFoundError("\n".join(problems))
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
