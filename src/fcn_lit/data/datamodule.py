@@ -61,7 +61,7 @@ class SegmentationDataModule(L.LightningDataModule):
         mask_format: str = "index",
         color_map: dict[str, Any] | None = None,
         generator: dict[str, Any] | None = None,
-        archive: dict[str, str] | None = None,
+        archives: dict[str, dict[str, str]] | None = None,
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
@@ -88,7 +88,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.images_dir, self.masks_dir = images_dir, masks_dir
         self.mask_format, self.color_map = mask_format, color_map
         self.generator = dict(generator or {})
-        self.archive = archive
+        self.archives = archives
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self._class_names = class_names
         self.ignore_index = IGNORE_INDEX
@@ -149,7 +149,7 @@ class SegmentationDataModule(L.LightningDataModule):
         elif self.download:
             from fcn_lit.data.download import download_dataset
 
-            download_dataset(self.name, self.root, self.sbd_root, self.archive)
+            download_dataset(self.name, self.root, self.sbd_root, self.archives)
         problems = []
         for stage in ("train", "val", "test"):
             if self.splits[stage]:
