@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import scipy.io
+import torch
 from ondisk import write_mat, write_nyud
 from PIL import Image
 
@@ -34,6 +35,16 @@ def test_nyud_datamodule_rgbd_has_four_channels(tmp_path):
     assert dm.denormalize(images[0]).shape == (12, 16, 3)
 
 
+def test_nyud_modern_augmentation_crops_all_seven_channels(tmp_path):
+    write_nyud(tmp_path, {"train": ["1", "2"], "val": ["3"]}, size=(20, 24))
+    dm = SegmentationDataModule("nyud", tmp_path, train_split="train", val_split="val", num_workers=0,
+                                modalities=["color", "hha", "depth"], augmentation="modern", batching="crop",
+                                crop_size=16, batch_size=2)
+    images, targets = next(iter(dm.train_dataloader()))
+    assert images.shape == (2, 7, 16, 16) and targets.shape == (2, 16, 16)
+    assert torch.isfinite(images).all()
+
+
 def test_nyud_unknown_modality_names_the_key(tmp_path):
     with pytest.raises(ValueError, match=r"data.modalities=\['rgb'\]"):
         NYUDv2(tmp_path, "train", modalities=["rgb"])
@@ -57,3 +68,15 @@ def test_nyud_reads_the_real_color_and_depth(realdata, tmp_path):
     np.testing.assert_allclose(image[..., 3][valid], np.log(depth[valid]) - 7.844, atol=1e-5)
     reference = scipy.io.loadmat(tmp_path / "segmentation" / "img_5001.mat")["segmentation"].astype(np.uint8) - 1
     np.testing.assert_array_equal(target, reference)
+
+
+@pytest.mark.realdata
+def test_nyud_reads_a_real_hha_image(realdata, tmp_path):
+    (tmp_path / "data" / "hha").mkdir(parents=True)
+    hha_png = realdata / "nyud" / "hha_demo_640x480" / "matlab_hha.png"
+    (tmp_path / "data" / "hha" / "img_0001.png").symlink_to(hha_png)
+    write_mat(tmp_path / "segmentation" / "img_0001.mat", segmentation=np.ones((480, 640), np.uint8))
+    (tmp_path / "train.txt").write_text("0001\n")
+    image, target = NYUDv2(tmp_path, "train", modalities=["hha"])[0]
+    np.testing.assert_array_equal(image, np.asarray(Image.open(hha_png).convert("RGB")))
+    assert (target == 0).all()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ from fcn_lit.data import transforms as T
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset, packaged_list
 from fcn_lit.data.errors import DataNotFoundError
 from fcn_lit.data.palette import voc_palette
-
-log = logging.getLogger(__name__)
 
 NAMES = ("voc", "sbd", "voc_sbd", "nyud", "siftflow", "context", "folder", "synthetic")
 DEFAULT_CLASSES = {
