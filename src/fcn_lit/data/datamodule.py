@@ -64,7 +64,7 @@ class SegmentationDataModule(L.LightningDataModule):
         super().__init__()
         if name not in NAMES:
             raise ValueError(f"data.name={name!r} is not one of {NAMES}; pick one of the conf/data/*.yaml files")
-        T.build_augmentation(True, augmentation, batching, crop_size)  # rejects unknown settings now
+        T.check_settings(augmentation, batching)
         if batching == "single" and batch_size != 1:
             raise ValueError(
                 f"data.batch_size={batch_size} with data.batching=single: whole images differ in size; "
