@@ -70,7 +70,7 @@ def test_voc_config_composes_and_names_the_missing_root(tmp_path):
 
 def _fake_synthetic(root: Path, *, seed: int = 0, num_train: int, num_val: int, size: int) -> Path:
     """Stands in for the lead's generator: the same layout, written with the test helpers."""
-    from conftest import random_mask, write_jpeg, write_palette_png
+    from ondisk import random_mask, write_jpeg, write_palette_png
 
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -104,3 +104,34 @@ def test_synthetic_config_generates_then_reads_the_voc_layout(tmp_path, monkeypa
     images, targets = next(iter(dm.train_dataloader()))
     assert images.shape[0] == cfg.batch_size
     assert set(targets.unique().tolist()) <= set(range(dm.num_classes)) | {255}
+
+
+@pytest.mark.parametrize("name", ["voc", "sbd", "voc_sbd", "nyud", "siftflow", "context", "folder", "synthetic"])
+def test_every_config_composes_with_the_shared_keys(tmp_path, name):
+    cfg = compose_data(name, f"+paths.data_dir={tmp_path}")
+    assert cfg._target_ == "fcn_lit.data.SegmentationDataModule" and cfg.name == name
+    assert cfg.root.startswith(str(tmp_path))
+    for key in ("train_split", "val_split", "test_split", "batch_size", "num_workers", "batching", "crop_size",
+                "augmentation", "normalization", "download", "skip_bad_samples"):
+        assert key in cfg
+
+
+def test_voc_sbd_trains_on_sbd_and_validates_on_voc(tmp_path, make_voc):
+    from ondisk import write_sbd
+
+    voc_root, voc_masks = make_voc({"seg11valid": 2})
+    sbd_masks = write_sbd(tmp_path / "sbd" / "dataset", {"train": 3})
+    cfg = compose_data("voc_sbd", f"+paths.data_dir={tmp_path}", "data.num_workers=0")
+    dm = instantiate(cfg)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.train_dataset.ids == list(sbd_masks) and dm.val_dataset.ids == list(voc_masks)
+    assert type(dm.train_dataset).__name__ == "SBD" and type(dm.val_dataset).__name__ == "VOC"
+
+
+def test_voc_sbd_missing_roots_name_both_folders(tmp_path):
+    dm = instantiate(compose_data("voc_sbd", f"+paths.data_dir={tmp_path}"))
+    with pytest.raises(FileNotFoundError) as err:
+        dm.prepare_data()
+    assert f"{tmp_path}/sbd/dataset/img" in str(err.value) and "benchmark.tgz" in str(err.value)
+    assert f"{tmp_path}/VOCdevkit/VOC2012/JPEGImages" in str(err.value) and "VOCtrainval" in str(err.value)

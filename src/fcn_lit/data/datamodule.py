@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ from fcn_lit.data import transforms as T
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset, packaged_list
 from fcn_lit.data.errors import DataNotFoundError
 from fcn_lit.data.palette import voc_palette
-
-log = logging.getLogger(__name__)
 
 NAMES = ("voc", "sbd", "voc_sbd", "nyud", "siftflow", "context", "folder", "synthetic")
 DEFAULT_CLASSES = {
@@ -61,13 +58,13 @@ class SegmentationDataModule(L.LightningDataModule):
         mask_format: str = "index",
         color_map: dict[str, Any] | None = None,
         generator: dict[str, Any] | None = None,
-        archive: dict[str, str] | None = None,
+        archives: dict[str, dict[str, str]] | None = None,
         pin_memory: bool | None = None,
     ) -> None:
         super().__init__()
         if name not in NAMES:
             raise ValueError(f"data.name={name!r} is not one of {NAMES}; pick one of the conf/data/*.yaml files")
-        T.build_augmentation(True, augmentation, batching, crop_size)  # rejects unknown settings now
+        T.check_settings(augmentation, batching)
         if batching == "single" and batch_size != 1:
             raise ValueError(
                 f"data.batch_size={batch_size} with data.batching=single: whole images differ in size; "
@@ -88,7 +85,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.images_dir, self.masks_dir = images_dir, masks_dir
         self.mask_format, self.color_map = mask_format, color_map
         self.generator = dict(generator or {})
-        self.archive = archive
+        self.archives = archives
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self._class_names = class_names
         self.ignore_index = IGNORE_INDEX
@@ -149,10 +146,16 @@ class SegmentationDataModule(L.LightningDataModule):
         elif self.download:
             from fcn_lit.data.download import download_dataset
 
-            download_dataset(self.name, self.root, self.sbd_root, self.archive)
+            download_dataset(self.name, self.root, self.sbd_root, self.archives)
+        problems = []
         for stage in ("train", "val", "test"):
             if self.splits[stage]:
-                self.build_dataset(stage)
+                try:
+                    self.build_dataset(stage)
+                except DataNotFoundError as err:
+                    problems += [str(err)] if str(err) not in problems else []
+        if problems:
+            raise DataNotFoundError("\n".join(problems))
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}

@@ -81,14 +81,19 @@ def build_normalization(
     return Normalization(tuple(mean), tuple(std), tuple(order))
 
 
-def build_augmentation(
-    train: bool, augmentation: str, batching: str, crop_size: int | Sequence[int], channels: int = 3
-) -> A.Compose | None:
-    """The albumentations pipeline: none for evaluation or the paper's setting (whole images)."""
+def check_settings(augmentation: str, batching: str) -> None:
+    """Raise naming the key unless both settings are known."""
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"data.augmentation={augmentation!r} is not one of {AUGMENTATIONS}; pick one")
     if batching not in BATCHINGS:
         raise ValueError(f"data.batching={batching!r} is not one of {BATCHINGS}; pick one")
+
+
+def build_augmentation(
+    train: bool, augmentation: str, batching: str, crop_size: int | Sequence[int], channels: int = 3
+) -> A.Compose | None:
+    """The albumentations pipeline: none for evaluation or the paper's setting (whole images)."""
+    check_settings(augmentation, batching)
     if not train:
         return None
     height, width = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)

@@ -1,0 +1,120 @@
+"""Walk a data set and report image sizes, class pixel frequencies and every problem found.
+
+    python -m fcn_lit.data.check data=voc data.root=/data/VOCdevkit/VOC2012
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset
+from fcn_lit.data.errors import DataError
+
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+
+@dataclass
+class Report:
+    """What one split holds: sizes (h, w) -> count, per head pixels per class (index 255 = void)."""
+
+    name: str
+    num_samples: int
+    sizes: Counter = field(default_factory=Counter)
+    pixels: dict[str, np.ndarray] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def check_dataset(dataset: SegmentationDataset, name: str = "", progress: bool = True) -> Report:
+    """Read every sample of `dataset`; count sizes and class pixels; collect problems instead of raising."""
+    report = Report(name or f"{type(dataset).__name__} {dataset.split}", len(dataset.ids))
+    ids = track(dataset.ids, description=f"checking {report.name}") if progress else dataset.ids
+    for sample_id in ids:
+        try:
+            image, target = dataset.load(sample_id)
+        except (DataError, OSError) as err:
+            report.problems.append(f"{sample_id}: {err}")
+            continue
+        report.sizes[image.shape[:2]] += 1
+        targets = target if isinstance(target, dict) else {"semantic": target}
+        for head, mask in targets.items():
+            counts = np.bincount(mask.ravel(), minlength=IGNORE_INDEX + 1)
+            report.pixels[head] = report.pixels.get(head, 0) + counts
+    return report
+
+
+def render(report: Report, class_names: dict[str, Sequence[str]], console: Console) -> None:
+    console.rule(f"{report.name}: {report.num_samples} samples, {len(report.problems)} problems")
+    if report.sizes:
+        heights = [h for h, _ in report.sizes]
+        widths = [w for _, w in report.sizes]
+        common = ", ".join(f"{w}x{h} ({n})" for (h, w), n in report.sizes.most_common(3))
+        console.print(f"image sizes (WxH): {min(widths)}..{max(widths)} x {min(heights)}..{max(heights)}; "
+                      f"most common {common}")
+    for head, counts in report.pixels.items():
+        table = Table(title=f"{head} class pixel frequencies")
+        for column in ("index", "class", "pixels", "fraction"):
+            table.add_column(column, justify="right" if column != "class" else "left")
+        names = class_names.get(head, ())
+        total = counts.sum()
+        for index in np.flatnonzero(counts):
+            label = "void" if index == IGNORE_INDEX else (names[index] if index < len(names) else "?")
+            table.add_row(str(index), label, str(int(counts[index])), f"{counts[index] / total:.4f}")
+        absent = [names[i] for i in range(len(names)) if counts[i] == 0]
+        console.print(table)
+        if absent:
+            console.print(f"{head} classes with no pixel: {', '.join(absent)}")
+    for problem in report.problems:
+        console.print(f"[red]problem[/red] {problem}", markup=True, highlight=False)
+
+
+def compose_data_config(overrides: Sequence[str]):
+    """cfg.data from conf/: through train.yaml when present, else the data group on its own."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        if (CONF_DIR / "train.yaml").exists():
+            return compose(config_name="train", overrides=list(overrides)).data
+        extra = ["+paths=default"] if (CONF_DIR / "paths" / "default.yaml").exists() else []
+        overrides = [f"+{o}" if o.startswith("data=") else o for o in overrides]
+        return compose(overrides=extra + overrides).data
+
+
+def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+    """Check the splits of the data set the overrides select; exit status 1 if anything is wrong."""
+    from hydra.utils import instantiate
+
+    console = console or Console()
+    dm = instantiate(compose_data_config(sys.argv[1:] if argv is None else argv))
+    try:
+        dm.prepare_data()
+    except DataError as err:
+        console.print(f"[red]problem[/red] {err}", highlight=False)
+        return 1
+    problems = 0
+    seen = set()
+    for stage in ("train", "val", "test"):
+        if not dm.splits[stage] or (stage == "test" and dm.splits["test"] == dm.splits["val"]):
+            continue
+        dataset = dm.build_dataset(stage)
+        if (type(dataset), dataset.root, dataset.split) in seen:
+            continue
+        seen.add((type(dataset), dataset.root, dataset.split))
+        names = {"semantic": dm.class_names, "geometric": getattr(dataset, "geometric_names", ())}
+        report = check_dataset(dataset, f"{dm.name} {stage} ({dataset.split})")
+        render(report, names, console)
+        problems += len(report.problems)
+    console.rule(f"{problems} problems" if problems else "no problems found")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""SBD (Hariharan et al.): dataset/img/{id}.jpg and dataset/cls/{id}.mat (GTcls.Segmentation)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from fcn_lit.data.base import (
+    SegmentationDataset,
+    check_labels,
+    check_sizes,
+    packaged_list,
+    read_image,
+    read_mat,
+    read_split,
+    require_dir,
+)
+
+SBD_FIX = (
+    "Point the SBD root (data.root, or data.sbd_root for voc_sbd) at SBD's dataset/ folder holding img/, cls/, "
+    "train.txt and val.txt (e.g. <data_dir>/sbd/dataset), or set data.download=true to fetch "
+    "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz."
+)
+
+
+class SBD(SegmentationDataset):
+    """Semantic Boundaries Dataset, the VOC classes; FCN trains on its `train` split (8498 images)."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        split: str = "train",
+        class_names: Sequence[str] | None = None,
+        skip_bad_samples: bool = False,
+    ) -> None:
+        super().__init__(root, split, skip_bad_samples)
+        self.class_names = list(class_names) if class_names else packaged_list("classes/voc.txt")
+        for folder in ("img", "cls"):
+            require_dir(self.root / folder, "SBD folder", SBD_FIX)
+        self.ids = read_split(self.root / f"{split}.txt", SBD_FIX)
+
+    def paths(self, sample_id: str) -> dict[str, Path]:
+        return {"image": self.root / "img" / f"{sample_id}.jpg", "mask": self.root / "cls" / f"{sample_id}.mat"}
+
+    def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
+        paths = self.paths(sample_id)
+        image = read_image(paths["image"])
+        mask = np.asarray(read_mat(paths["mask"], "GTcls").Segmentation)
+        check_sizes(image, mask, paths["image"], paths["mask"])
+        return image, check_labels(mask, self.num_classes, paths["mask"])

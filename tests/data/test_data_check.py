@@ -1,0 +1,39 @@
+import numpy as np
+from ondisk import write_palette_png
+from rich.console import Console
+
+from fcn_lit.data import VOC
+from fcn_lit.data.check import check_dataset, main
+
+
+def test_check_counts_sizes_and_class_pixels_like_numpy(make_voc):
+    root, masks = make_voc({"train": 5})
+    report = check_dataset(VOC(root, "train"), progress=False)
+    expected = sum(np.bincount(m.ravel(), minlength=256) for m in masks.values())
+    np.testing.assert_array_equal(report.pixels["semantic"], expected)
+    assert sum(report.sizes.values()) == 5 and report.sizes[(20, 28)] == 2 and not report.problems
+
+
+def test_check_command_reports_every_problem_with_its_file(make_voc):
+    root, _ = make_voc({"train": 4, "val": 2})
+    bad = np.zeros((24, 20), np.uint8)
+    bad[0, 0] = 77
+    write_palette_png(root / "SegmentationClass" / "2011_000001.png", bad)
+    jpg = root / "JPEGImages" / "2011_000002.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:200])
+    (root / "SegmentationClass" / "2011_000004.png").unlink()
+    console = Console(record=True, width=300)
+    status = main(["data=voc", f"data.root={root}", "data.val_split=val"], console=console)
+    out = console.export_text()
+    assert status == 1
+    assert "2011_000001.png: label values [77]" in out
+    assert "2011_000002.jpg: cannot read the image" in out
+    assert "2011_000004.png does not exist" in out
+    assert "voc train (train): 4 samples, 2 problems" in out and "voc val (val): 2 samples, 1 problems" in out
+    assert "person" in out and "3 problems" in out
+
+
+def test_check_command_reports_a_wrong_root(tmp_path):
+    console = Console(record=True, width=300)
+    assert main(["data=voc", f"data.root={tmp_path}/nowhere"], console=console) == 1
+    assert f"{tmp_path}/nowhere/JPEGImages does not exist" in console.export_text()
