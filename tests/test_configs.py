@@ -3,7 +3,7 @@
 import pytest
 from hydra.utils import instantiate
 
-from conftest import CONF_DIR, compose_config
+from runconfig import CONF_DIR, compose_config
 from fcn_lit.train import train
 
 
