@@ -1,0 +1,19 @@
+"""FCN models: trunks, skip heads, Caffe-faithful alignment and weight surgery."""
+
+from fcn_lit.models.backbones import BACKBONES, Trunk, build_trunk
+from fcn_lit.models.fcn import FCN, LateFusionFCN, MultiHeadFCN, build_fcn
+from fcn_lit.models.heads import SkipHead, bilinear_kernel
+from fcn_lit.models.pretrained import preprocessing
+
+__all__ = [
+    "BACKBONES",
+    "FCN",
+    "LateFusionFCN",
+    "MultiHeadFCN",
+    "SkipHead",
+    "Trunk",
+    "bilinear_kernel",
+    "build_fcn",
+    "build_trunk",
+    "preprocessing",
+]
