@@ -4,6 +4,7 @@ from fcn_lit.models.backbones import BACKBONES, Trunk, build_trunk
 from fcn_lit.models.fcn import FCN, LateFusionFCN, MultiHeadFCN, build_fcn
 from fcn_lit.models.heads import SkipHead, bilinear_kernel
 from fcn_lit.models.pretrained import preprocessing
+from fcn_lit.models.surgery import convolutionalize, grow_classes, import_torchfcn, transplant
 
 __all__ = [
     "BACKBONES",
@@ -15,5 +16,9 @@ __all__ = [
     "bilinear_kernel",
     "build_fcn",
     "build_trunk",
+    "convolutionalize",
+    "grow_classes",
+    "import_torchfcn",
     "preprocessing",
+    "transplant",
 ]
