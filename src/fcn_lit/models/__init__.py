@@ -1,0 +1,24 @@
+"""FCN models: trunks, skip heads, Caffe-faithful alignment and weight surgery."""
+
+from fcn_lit.models.backbones import BACKBONES, Trunk, build_trunk
+from fcn_lit.models.fcn import FCN, LateFusionFCN, MultiHeadFCN, build_fcn
+from fcn_lit.models.heads import SkipHead, bilinear_kernel
+from fcn_lit.models.pretrained import preprocessing
+from fcn_lit.models.surgery import convolutionalize, grow_classes, import_torchfcn, transplant
+
+__all__ = [
+    "BACKBONES",
+    "FCN",
+    "LateFusionFCN",
+    "MultiHeadFCN",
+    "SkipHead",
+    "Trunk",
+    "bilinear_kernel",
+    "build_fcn",
+    "build_trunk",
+    "convolutionalize",
+    "grow_classes",
+    "import_torchfcn",
+    "preprocessing",
+    "transplant",
+]
