@@ -111,10 +111,12 @@ def build_fcn(
     _check(backbone, stride, width, pretrained, norm, alignment, weights, in_channels, fusion, streams, heads)
     head_options = dict(stride=stride, at_once=at_once, learnable_upsampling=learnable_upsampling)
 
+    imagenet = imagenet_state_dict(backbone, weights, weights_path) if pretrained else None
+
     def trunk(channels: int) -> Trunk:
         net = build_trunk(backbone, width=width, norm=norm, alignment=alignment, in_channels=channels)
-        if pretrained:
-            load_imagenet(net, backbone, imagenet_state_dict(backbone, weights, weights_path))
+        if imagenet is not None:
+            load_imagenet(net, backbone, imagenet)
         return net
 
     def fcn(channels: int) -> FCN:
