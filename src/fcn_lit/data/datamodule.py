@@ -9,7 +9,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from fcn_lit.data import transforms as T
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset, packaged_list
@@ -216,10 +217,12 @@ class SegmentationDataModule(L.LightningDataModule):
         augment = T.build_augmentation(train, self.augmentation, self.batching, self.crop_size, self.in_channels)
         transform = T.SegmentationTransform(augment, self.normalization)
         batch_size = 1 if self.batching == "single" else self.batch_size
+        dataset = T.TransformedDataset(dataset, transform)
         return DataLoader(
-            T.TransformedDataset(dataset, transform),
+            dataset,
             batch_size=batch_size,
             shuffle=train,
+            sampler=None if train else _evaluation_sampler(dataset),
             drop_last=train and len(dataset) > batch_size,
             num_workers=self.num_workers,
             collate_fn=T.pad_collate,
@@ -239,6 +242,14 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+
+def _evaluation_sampler(dataset: Dataset) -> UnrepeatedDistributedSampler | None:
+    """Under DDP, each evaluation sample on exactly one process: Lightning's DistributedSampler
+    pads the split with duplicates, which split-level scores would count twice."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
 
 
 def _read_names(path: Path, fix: str = "write one class name per line, in index order") -> list[str]:
