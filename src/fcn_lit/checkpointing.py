@@ -53,13 +53,11 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 
 class ResumeRandomState(Callback):
-    """Saves the global random state with each checkpoint and restores it right before a resumed
-    fit creates its first training iterator (after the sanity check, which draws from it too).
-
-    Lightning restores weights, optimizer and loop counters, not the random state, so a resumed
-    run would shuffle and drop out differently from an uninterrupted one. With this callback and
-    ``trainer.deterministic=true``, resuming from a checkpoint written at the end of a validation
-    gives the uninterrupted run's metrics exactly (single process; under DDP rank 0's state).
+    """Saves the global random state (dropout, loss sampling) with each checkpoint and restores it
+    when a fit resumes from one. Lightning restores weights, optimizer and loop counters, not the
+    random state; the training order is seeded per epoch by the data module. With
+    ``trainer.deterministic=true`` a run resumed from a checkpoint written after a validation ends
+    with the uninterrupted run's weights and metrics (single process; under DDP rank 0's state).
     """
 
     def __init__(self) -> None:
@@ -72,14 +70,7 @@ class ResumeRandomState(Callback):
         self._pending = checkpoint.get("rng_states")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore()
-
-    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore()
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._pending = None
-
-    def _restore(self) -> None:
+        # After the optimizers are built; the sanity check that follows runs under isolate_rng.
         if self._pending is not None:
             set_rng_states(self._pending)
+            self._pending = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fcn_lit.data import transforms as T
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset, packaged_list
@@ -218,11 +219,14 @@ class SegmentationDataModule(L.LightningDataModule):
         transform = T.SegmentationTransform(augment, self.normalization)
         batch_size = 1 if self.batching == "single" else self.batch_size
         dataset = T.TransformedDataset(dataset, transform)
+        sampler = _training_sampler(dataset) if train else _evaluation_sampler(dataset)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
-            sampler=None if train else _evaluation_sampler(dataset),
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            # Iterators draw their worker seed from here, not from the global RNG that a resumed run restores.
+            generator=torch.Generator().manual_seed(torch.initial_seed()) if train else None,
             drop_last=train and len(dataset) > batch_size,
             num_workers=self.num_workers,
             collate_fn=T.pad_collate,
@@ -242,6 +246,16 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+
+def _training_sampler(dataset: Dataset) -> DistributedSampler | None:
+    """One process: a shuffle seeded by (seed, epoch), which Lightning advances with set_epoch, so a run
+    resumed from a checkpoint sees the order of an uninterrupted one. Under DDP Lightning injects its
+    own DistributedSampler, seeded the same way."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return None
+    seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+    return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
 
 
 def _evaluation_sampler(dataset: Dataset) -> UnrepeatedDistributedSampler | None:
