@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 
 from fcn_lit.losses import segmentation_loss
 from fcn_lit.metrics import SegmentationMetrics
-from fcn_lit.models import build_fcn
+from fcn_lit.models import build_fcn, transplant
 from fcn_lit.optim import build_optimizer, build_scheduler
 
 PRIMARY_HEAD = "semantic"
@@ -21,7 +22,10 @@ class FCNModule(L.LightningModule):
     checkpoints load with ``torch.load(weights_only=True)`` and rebuild the net from them alone.
 
     Multi-head nets (SIFT Flow) are described by ``task_heads`` ({head: classes}); their losses are
-    summed and each head gets its own metrics, logged as ``<stage>/<head>/<metric>``.
+    summed and each head gets its own metrics, logged as ``<stage>/<head>/<metric>`` (SIFT Flow's
+    geometric accuracy: ``val/geometric/pixel_acc``). ``excluded_classes`` ({head: [class, ...]})
+    leaves classes out of scoring (SIFT Flow's cow, desert and moon). ``fixed_features`` trains the
+    score layers only, the trunk and upsampling frozen (FCN-32s-fixed, CVPR Table 2).
     """
 
     def __init__(
@@ -35,6 +39,8 @@ class FCNModule(L.LightningModule):
         class_names: list[str] | None = None,
         task_heads: dict[str, int] | None = None,
         ignore_index: int = 255,
+        excluded_classes: dict[str, list[int]] | None = None,
+        fixed_features: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -47,9 +53,19 @@ class FCNModule(L.LightningModule):
             **{k: v for k, v in backbone.items() if k not in ("name", "pretrained")},
             **net,
         )
+        if fixed_features:
+            freeze_all_but_scores(self.net)
+        excluded = excluded_classes or {}
+        unknown = sorted(excluded.keys() - self.heads.keys())
+        if unknown:
+            raise ValueError(f"excluded_classes names head(s) {unknown}; the net's heads are {list(self.heads)}")
+
+        def metric(head: str, n: int) -> SegmentationMetrics:
+            scored = [c for c in range(n) if c not in excluded.get(head, ())] if head in excluded else None
+            return SegmentationMetrics(n, ignore_index=ignore_index, score_classes=scored)
+
         self.metrics = nn.ModuleDict({
-            stage: nn.ModuleDict({head: SegmentationMetrics(n, ignore_index=ignore_index)
-                                  for head, n in self.heads.items()})
+            stage: nn.ModuleDict({head: metric(head, n) for head, n in self.heads.items()})
             for stage in ("val", "test")
         })
         self.results: dict[str, dict[str, Any]] = {}
@@ -106,3 +122,26 @@ class FCNModule(L.LightningModule):
         scheduler = build_scheduler(optimizer, total_steps=self.trainer.estimated_stepping_batches,
                                     **self.hparams.scheduler)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **overrides: Any) -> FCNModule:
+        """The module saved in a Lightning checkpoint, rebuilt from its plain-data hyperparameters
+        (``torch.load(weights_only=True)``); ``overrides`` replace saved hyperparameters."""
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        module = cls(**{**checkpoint["hyper_parameters"], **overrides})
+        module.load_state_dict(checkpoint["state_dict"])
+        return module
+
+    def transplant_from(self, path: str | Path) -> None:
+        """Start from the net of another stage's checkpoint (FCN-32s -> 16s -> 8s, Section 4.2):
+        every shared layer is copied, the new skip score layers keep their zeros."""
+        previous = FCNModule.from_checkpoint(path)
+        transplant(previous.net, self.net)
+
+
+def freeze_all_but_scores(net: nn.Module) -> None:
+    """Freeze every parameter but those of the score layers (score_fr, score_pool4, score_pool3)."""
+    for name, module in net.named_modules():
+        learns = name.rsplit(".", 1)[-1].startswith("score")
+        for param in module.parameters(recurse=False):
+            param.requires_grad_(learns)

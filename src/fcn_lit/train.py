@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from fcn_lit.checkpointing import AtomicCheckpointIO
 from fcn_lit.module import PRIMARY_HEAD, FCNModule
 from fcn_lit.summary import named_scores, print_scores, write_json
 from fcn_lit.visualize import save_comparison
@@ -24,7 +25,12 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, test and report one run; returns the scores and the paths it wrote."""
+    """Fit, test and report one run; returns the scores and the paths it wrote. A config with
+    ``stages`` runs staged fine-tuning instead (fcn_lit.staged)."""
+    if cfg.get("stages"):
+        from fcn_lit.staged import train_staged
+
+        return train_staged(cfg)
     start = time.perf_counter()
     console = Console()
     run_dir = Path(cfg.paths.output_dir)
@@ -42,16 +48,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         class_names=list(datamodule.class_names),
         task_heads=datamodule.task_heads,
         ignore_index=datamodule.ignore_index,
+        excluded_classes=datamodule.excluded_classes,
     )
+    if cfg.get("init_from"):
+        module.transplant_from(cfg.init_from)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger")) or False
+        cfg.trainer,
+        callbacks=instantiate_all(cfg.get("callbacks")),
+        logger=instantiate_all(cfg.get("logger")) or False,
+        plugins=[AtomicCheckpointIO()],
     )
 
+    ckpt_path = _resolve_ckpt(cfg.get("ckpt_path"), run_dir)
     if cfg.get("train", True):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=_resolve_ckpt(cfg.get("ckpt_path"), run_dir))
-    best = _best_checkpoint(trainer)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    best = _best_checkpoint(trainer) or (None if cfg.get("train", True) else ckpt_path)
     results: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": best}
-    if best:
+    if best and trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
         results["best_val_mean_iu"] = trainer.checkpoint_callback.best_model_score.item()
     if cfg.get("test", True):
         trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fcn_lit.data import transforms as T
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset, packaged_list
@@ -216,10 +218,15 @@ class SegmentationDataModule(L.LightningDataModule):
         augment = T.build_augmentation(train, self.augmentation, self.batching, self.crop_size, self.in_channels)
         transform = T.SegmentationTransform(augment, self.normalization)
         batch_size = 1 if self.batching == "single" else self.batch_size
+        dataset = T.TransformedDataset(dataset, transform)
+        sampler = _training_sampler(dataset) if train else _evaluation_sampler(dataset)
         return DataLoader(
-            T.TransformedDataset(dataset, transform),
+            dataset,
             batch_size=batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            # Iterators draw their worker seed from here, not from the global RNG that a resumed run restores.
+            generator=torch.Generator().manual_seed(torch.initial_seed()) if train else None,
             drop_last=train and len(dataset) > batch_size,
             num_workers=self.num_workers,
             collate_fn=T.pad_collate,
@@ -239,6 +246,24 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+
+def _training_sampler(dataset: Dataset) -> DistributedSampler | None:
+    """One process: a shuffle seeded by (seed, epoch), which Lightning advances with set_epoch, so a run
+    resumed from a checkpoint sees the order of an uninterrupted one. Under DDP Lightning injects its
+    own DistributedSampler, seeded the same way."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return None
+    seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+    return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
+
+
+def _evaluation_sampler(dataset: Dataset) -> UnrepeatedDistributedSampler | None:
+    """Under DDP, each evaluation sample on exactly one process: Lightning's DistributedSampler
+    pads the split with duplicates, which split-level scores would count twice."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
 
 
 def _read_names(path: Path, fix: str = "write one class name per line, in index order") -> list[str]:

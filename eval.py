@@ -1,0 +1,15 @@
+"""Score a checkpoint: `python eval.py ckpt_path=<.ckpt or pytorch-fcn .pth> data=voc_sbd` (conf/eval.yaml)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from fcn_lit.evaluate import evaluate
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

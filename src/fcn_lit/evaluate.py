@@ -1,0 +1,85 @@
+"""Evaluation entry: a checkpoint and a data config in; the paper's four metrics, the per-class IU
+table and metrics.json out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from rich.console import Console
+
+from fcn_lit.models import import_torchfcn
+from fcn_lit.module import FCNModule
+from fcn_lit.summary import write_json
+from fcn_lit.train import _report, instantiate_all
+
+
+def is_lightning_checkpoint(checkpoint: dict[str, Any]) -> bool:
+    return "state_dict" in checkpoint and "hyper_parameters" in checkpoint
+
+
+def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool = False) -> FCNModule:
+    """An FCNModule from this project's checkpoint (rebuilt from its plain hyperparameters) or from
+    a pytorch-fcn state dict (a VGG16 FCN in Caffe alignment, scored on the data module's classes)."""
+    if is_lightning_checkpoint(checkpoint):
+        module = FCNModule(**checkpoint["hyper_parameters"])
+        module.load_state_dict(checkpoint["state_dict"])
+    else:
+        net = import_torchfcn(checkpoint, at_once=at_once)
+        module = FCNModule(
+            net={"stride": net.head.stride, "alignment": "caffe", "at_once": at_once},
+            backbone={"name": "vgg16", "pretrained": False, "width": net.trunk.channels[32] / 4096},
+            loss={},
+            optimizer={"lr": 0.0},
+            scheduler={},
+            num_classes=net.head.score_fr.out_channels,
+            class_names=list(datamodule.class_names),
+            ignore_index=datamodule.ignore_index,
+            excluded_classes=datamodule.excluded_classes,
+        )
+        module.net.load_state_dict(net.state_dict())
+    if module.heads != dict(datamodule.task_heads or {"semantic": datamodule.num_classes}):
+        raise ValueError(
+            f"the checkpoint scores {module.heads} classes but data={datamodule.name} has "
+            f"{datamodule.task_heads or datamodule.num_classes}: pass the data config the model was trained on"
+        )
+    return module
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt_path`` on ``cfg.data``'s test split; returns the scores (also metrics.json)."""
+    path = Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={path} does not exist: give a .ckpt from a run's checkpoints/ folder or a "
+            "pytorch-fcn .pth file"
+        )
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    console = Console()
+    if not is_lightning_checkpoint(checkpoint) and cfg.data.normalization != "caffe":
+        console.print("pytorch-fcn checkpoints expect Caffe input (BGR, 0..255, mean subtracted): "
+                      "using data.normalization=caffe")
+        with open_dict(cfg):
+            cfg.data.normalization = "caffe"
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    module = load_module(checkpoint, datamodule, at_once=cfg.get("at_once", False))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=False)
+    trainer.test(module, datamodule=datamodule)
+    results = {
+        "checkpoint": str(path),
+        "data": datamodule.name,
+        "split": datamodule.splits["test"],
+        "test": _report(module.results["test"], module.hparams.class_names, "test", console),
+    }
+    if trainer.is_global_zero:
+        write_json(run_dir / "metrics.json", results)
+        console.print(f"Scores written to [bold]{run_dir / 'metrics.json'}[/bold]")
+    return results

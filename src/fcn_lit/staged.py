@@ -1,0 +1,95 @@
+"""Staged fine-tuning (paper Section 4.2): FCN-32s, then FCN-16s from the best 32s checkpoint, then
+FCN-8s from the best 16s, as one command: `python train.py experiment=voc_fcn8s_staged`.
+
+Each stage is a sub-run `<run dir>/fcn<stride>s/` with its own checkpoints and metrics.json; the
+run dir gets `summary.json` with every stage's scores. Rerunning with the same run dir
+(`hydra.run.dir=<run dir>`) skips stages that wrote metrics.json and resumes an unfinished stage
+from its last.ckpt.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+from rich.table import Table
+
+from fcn_lit.summary import METRIC_NAMES, _pct, write_json
+
+STAGE_KEYS = {"stride", "lr", "max_epochs", "max_steps"}
+
+
+def stage_config(cfg: DictConfig, stage: DictConfig, init_from: str | None) -> DictConfig:
+    """The single-run config of one stage: its stride, lr and length, its own sub-run directory,
+    resumed from its last.ckpt if one exists, else started from the previous stage's weights."""
+    unknown = set(stage) - STAGE_KEYS
+    if unknown or "stride" not in stage or "lr" not in stage:
+        raise ValueError(
+            f"stages entry {OmegaConf.to_container(stage)}: give stride and lr (and max_epochs or "
+            f"max_steps); unknown keys {sorted(unknown)}, accepted {sorted(STAGE_KEYS)}"
+        )
+    sub = cfg.copy()
+    stage_dir = Path(cfg.paths.output_dir) / f"fcn{stage.stride}s"
+    last = stage_dir / "checkpoints" / "last.ckpt"
+    with open_dict(sub):
+        del sub.stages
+        sub.paths.output_dir = str(stage_dir)
+        sub.model.net.stride = stage.stride
+        sub.model.optimizer.lr = stage.lr
+        for key in ("max_epochs", "max_steps"):
+            if key in stage:
+                sub.trainer[key] = stage[key]
+        sub.ckpt_path = str(last) if last.exists() else None
+        sub.init_from = init_from if not last.exists() else None
+    return sub
+
+
+def train_staged(cfg: DictConfig) -> dict[str, Any]:
+    """Run ``cfg.stages`` in order; returns the summary (also written to summary.json)."""
+    from fcn_lit.train import train
+
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    stages: dict[str, Any] = {}
+    previous_best = cfg.get("init_from")
+    for stage in cfg.stages:
+        name = f"fcn{stage.stride}s"
+        metrics = run_dir / name / "metrics.json"
+        if metrics.exists():
+            console.print(f"[bold]{name}[/bold]: finished earlier, metrics in {metrics}")
+            results = json.loads(metrics.read_text())
+        else:
+            console.rule(f"[bold]{name}[/bold] (lr {stage.lr:g})")
+            results = train(stage_config(cfg, stage, previous_best))
+        if not results.get("checkpoint"):
+            raise RuntimeError(f"stage {name} left no best checkpoint in {run_dir / name}: enable callbacks.model_checkpoint")
+        stages[name] = {"lr": stage.lr, **results}
+        previous_best = results["checkpoint"]
+    summary = {"run_dir": str(run_dir), "stages": stages}
+    last = stages[f"fcn{cfg.stages[-1].stride}s"]
+    if "best_val_mean_iu" in last:
+        summary["best_val_mean_iu"] = last["best_val_mean_iu"]
+    write_json(run_dir / "summary.json", summary)
+    console.print(summary_table(stages))
+    return summary
+
+
+def summary_table(stages: dict[str, Any]) -> Table:
+    """One row per stage: lr, best validation mean IU and the four test metrics (percent)."""
+    table = Table(title="staged fine-tuning")
+    for column in ("stage", "lr", "best val mean IU", *(f"test {m}" for m in METRIC_NAMES.values())):
+        table.add_column(column, justify="right")
+    for name, results in stages.items():
+        test = results.get("test", {})
+        scores = [test.get(key) for key in METRIC_NAMES]
+        table.add_row(
+            name,
+            f"{results['lr']:g}",
+            _pct(results.get("best_val_mean_iu")),
+            *(_pct(s) for s in scores),
+        )
+    return table
