@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from conftest import BACKBONES, run_script
+from conftest import BACKBONES
+
+from fcn_lit.report import main
 from PIL import Image
 
 METRICS = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
@@ -39,9 +41,10 @@ def test_sweep_runs_one_job_per_backbone_with_its_own_config(tiny_sweep):
 
 
 @pytest.mark.slow
-def test_report_lists_every_run_with_its_metrics(tiny_sweep, tmp_path):
+def test_report_lists_every_run_with_its_metrics(tiny_sweep, tmp_path, capsys):
     out = tmp_path / "report"
-    result = run_script("report.py", str(tiny_sweep), "--out", str(out))
+    main([str(tiny_sweep), "--out", str(out)])  # report.py's entry, in this process
+    printed = capsys.readouterr().out
 
     with (out / "report.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -58,7 +61,7 @@ def test_report_lists_every_run_with_its_metrics(tiny_sweep, tmp_path):
         line = next(line for line in markdown.splitlines() if line.startswith(f"| {row['run']} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[3:7] == expected
-        assert row["backbone"] in cells[1] and line in result.stdout
+        assert row["backbone"] in cells[1] and line in printed
         assert row["paper_source"] == ""  # a 1/16-width synthetic run matches no paper setting
 
     for name in ["learning_curves.png", "per_class_iu.png", *(f"confusion_matrix_backbones_{i}.png" for i in range(3))]:
