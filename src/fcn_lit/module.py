@@ -104,11 +104,13 @@ class FCNModule(L.LightningModule):
         results = {}
         for head, metric in self.metrics[stage].items():
             scores = metric.compute()
+            with metric.sync_context():  # the confusion matrix summed over DDP processes
+                confmat = metric.confmat.tolist()
             metric.reset()
             prefix = stage if head == PRIMARY_HEAD else f"{stage}/{head}"
             self.log_dict({f"{prefix}/{k}": v for k, v in scores.items() if v.ndim == 0},
                           prog_bar=head == PRIMARY_HEAD and stage == "val")
-            results[head] = {k: v.tolist() for k, v in scores.items()}
+            results[head] = {**{k: v.tolist() for k, v in scores.items()}, "confusion_matrix": confmat}
         self.results[stage] = results
 
     def on_validation_epoch_end(self) -> None:

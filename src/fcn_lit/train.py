@@ -15,8 +15,11 @@ from rich.console import Console
 
 from fcn_lit.checkpointing import AtomicCheckpointIO
 from fcn_lit.module import PRIMARY_HEAD, FCNModule
+from fcn_lit.report import print_config
 from fcn_lit.summary import named_scores, print_scores, write_json
+from fcn_lit.sweeps import check_multirun_ddp
 from fcn_lit.visualize import save_comparison
+from fcn_lit.wandb_logging import finish_wandb
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -27,6 +30,7 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and report one run; returns the scores and the paths it wrote. A config with
     ``stages`` runs staged fine-tuning instead (fcn_lit.staged)."""
+    check_multirun_ddp(cfg)
     if cfg.get("stages"):
         from fcn_lit.staged import train_staged
 
@@ -36,6 +40,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    print_config(cfg, console)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -75,6 +80,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", results)
         console.print(f"Finished in {results['elapsed_s']:.0f} s. Run directory: [bold]{run_dir}[/bold]")
+    finish_wandb()
     return results
 
 
