@@ -1,0 +1,16 @@
+"""Export a trained FCN: `python export.py ckpt_path=... output=fcn8s` -> fcn8s.onnx, fcn8s.pt."""
+
+import hydra
+from omegaconf import DictConfig
+
+from fcn_lit.export import export
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    for path in export(cfg.ckpt_path, cfg.output, tuple(cfg.formats), example_size=cfg.example_size, opset=cfg.opset):
+        print(f"Wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Export an FCN to ONNX (dynamic height and width) and TorchScript.
+
+``python export.py ckpt_path=<run>/checkpoints/best.ckpt output=fcn8s`` writes fcn8s.onnx and
+fcn8s.pt. Both formats keep the crops size-dependent in either alignment mode:
+tests/inference/test_export.py checks them against eager PyTorch on inputs of several sizes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import nn
+
+from fcn_lit.module import PRIMARY_HEAD
+
+FORMATS = ("onnx", "torchscript")
+
+
+class SingleOutput(nn.Module):
+    """A net whose output is one tensor of logits (multi-head nets: the semantic head)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        return out[PRIMARY_HEAD] if isinstance(out, dict) else out
+
+
+def _plain(model: nn.Module, in_channels: int, size: int) -> tuple[nn.Module, torch.Tensor]:
+    net = model.net if isinstance(model, L.LightningModule) else model
+    # Batch 2: torch.export would specialise a batch of 1 to a constant.
+    return SingleOutput(net).eval(), torch.randn(2, in_channels, size, size)
+
+
+def export_onnx(model: nn.Module, path: str | Path, *, in_channels: int = 3, example_size: int = 224,
+                opset: int = 18) -> Path:
+    """An ONNX graph ``image (N, C, H, W) -> logits (N, K, H, W)`` with dynamic N, H and W, via the
+    torch.export-based exporter (the legacy one bakes the head's crop sizes in)."""
+    net, example = _plain(model, in_channels, example_size)
+    batch, height, width = (torch.export.Dim(n, min=1, max=8192) for n in ("batch", "height", "width"))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        net, (example,), path, input_names=["image"], output_names=["logits"], opset_version=opset,
+        dynamic_shapes={"x": {0: batch, 2: height, 3: width}}, dynamo=True, verbose=False,
+    )
+    return path
+
+
+def export_torchscript(model: nn.Module, path: str | Path, *, in_channels: int = 3, example_size: int = 224) -> Path:
+    """A traced TorchScript module. Tracing (the net is not scriptable) records the shape arithmetic
+    of the crops, so the module runs on any size; the tests check odd sizes in both alignments."""
+    net, example = _plain(model, in_channels, example_size)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the shape checks are the point
+        traced = torch.jit.trace(net, example)
+    traced.save(str(path))
+    return path
+
+
+def export(ckpt_path: str | Path, output: str | Path, formats: tuple[str, ...] = FORMATS, *,
+           example_size: int = 224, opset: int = 18) -> list[Path]:
+    """Export a train.py checkpoint (or a pytorch-fcn .pth) to ``<output>.onnx`` and ``<output>.pt``."""
+    from fcn_lit.predict import load_predictor
+
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"formats={list(formats)} has unknown {unknown}; choose from {FORMATS}")
+    net = load_predictor(ckpt_path).net
+    output = Path(output)
+    written = []
+    if "onnx" in formats:
+        written.append(export_onnx(net, output.with_suffix(".onnx"), example_size=example_size, opset=opset))
+    if "torchscript" in formats:
+        written.append(export_torchscript(net, output.with_suffix(".pt"), example_size=example_size))
+    return written

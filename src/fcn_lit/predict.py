@@ -1,0 +1,189 @@
+"""Segment images with a trained FCN: palette masks, overlays and optional class probabilities.
+
+``python predict.py ckpt_path=<run>/checkpoints/best.ckpt input=<image, folder or glob> output=<dir>``
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.progress import Progress
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from fcn_lit import speed
+from fcn_lit.data import colorize, voc_palette
+from fcn_lit.data.base import packaged_list
+from fcn_lit.data.transforms import CAFFE_MEANS, Normalization, build_normalization
+from fcn_lit.models import import_torchfcn
+from fcn_lit.module import PRIMARY_HEAD, FCNModule
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# Normalisation each trunk weight set expects, when the run's config.yaml is not at hand.
+NORMALIZATION_OF_WEIGHTS = {"torchvision": "imagenet", "caffe": "caffe"}
+
+
+@dataclass
+class Predictor:
+    """A net ready to segment RGB images, with what it needs to read and paint them."""
+
+    net: nn.Module
+    normalization: Normalization
+    class_names: list[str]
+    palette: np.ndarray
+
+
+def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> Predictor:
+    """A ``Predictor`` from a fcn-lit Lightning checkpoint or a pytorch-fcn (wkentaro) ``.pth``.
+
+    ``normalization`` ("imagenet" | "caffe") overrides the one the model was trained with: by
+    default read from the run's ``config.yaml`` (two levels above ``checkpoints/x.ckpt``), else
+    derived from the trunk's weights (torchvision -> imagenet, caffe -> caffe).
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={str(path)!r} does not exist: give a checkpoint written by train.py")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if "hyper_parameters" in checkpoint:
+        module = FCNModule(**checkpoint["hyper_parameters"])
+        module.load_state_dict(checkpoint["state_dict"])
+        hparams = module.hparams
+        data = _run_data_config(path)
+        kind = normalization or data.get("normalization") or NORMALIZATION_OF_WEIGHTS[hparams.backbone.get("weights", "torchvision")]
+        if data.get("name") == "nyud" and list(data.get("modalities", ["color"])) != ["color"]:
+            raise ValueError(f"{path} was trained on NYUDv2 {data['modalities']}: predict reads RGB images only")
+        means = CAFFE_MEANS.get(data.get("name"), CAFFE_MEANS["voc"])
+        names = list(hparams.class_names or [str(i) for i in range(hparams.num_classes)])
+        net = module.net
+    elif "conv1_1.weight" in checkpoint.get("model_state_dict", checkpoint):
+        net = import_torchfcn(checkpoint)  # converted from Caffe: BGR, mean-subtracted (surgery.py)
+        kind, means = normalization or "caffe", CAFFE_MEANS["voc"]
+        classes = net.head.score_fr.out_channels
+        names = packaged_list("classes/voc.txt") if classes == 21 else [str(i) for i in range(classes)]
+    else:
+        raise ValueError(f"{path} is neither a fcn-lit checkpoint (hyper_parameters, state_dict) nor a pytorch-fcn state dict")
+    return Predictor(net.eval(), build_normalization(kind, ("color",), means), names, voc_palette(len(names)))
+
+
+def _run_data_config(ckpt: Path) -> dict[str, Any]:
+    """The ``data`` section of the run's config.yaml, or {} when the checkpoint sits elsewhere."""
+    from omegaconf import OmegaConf
+
+    for candidate in (ckpt.parent.parent / "config.yaml", ckpt.parent / "config.yaml"):
+        if candidate.is_file():
+            return OmegaConf.to_container(OmegaConf.load(candidate)).get("data", {})
+    return {}
+
+
+def find_images(spec: str | Path) -> list[Path]:
+    """An image file, every image in a folder (sorted), or a glob pattern's matches."""
+    path = Path(spec)
+    if path.is_file():
+        found = [path]
+    elif path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        found = sorted(Path(p) for p in glob.glob(str(spec), recursive=True) if p.lower().endswith(IMAGE_SUFFIXES))
+    if not found:
+        raise FileNotFoundError(f"input={str(spec)!r} names no image ({', '.join(IMAGE_SUFFIXES)}): give a file, folder or glob")
+    stems = [p.stem for p in found]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise ValueError(f"input={str(spec)!r} has images sharing a name {clashes}; outputs would overwrite each other")
+    return found
+
+
+def size_batches(paths: list[Path], batch_size: int) -> list[list[int]]:
+    """Indices batched so that each batch holds images of one size (no padding changes the scores)."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, p in enumerate(paths):
+        with Image.open(p) as image:  # reads the header only
+            by_size.setdefault(image.size, []).append(i)
+    return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
+
+
+class ImageFiles(Dataset):
+    """RGB images, as uint8 arrays and normalised tensors."""
+
+    def __init__(self, paths: list[Path], normalization: Normalization) -> None:
+        self.paths, self.normalization = paths, normalization
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray, Tensor]:
+        with Image.open(self.paths[index]) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        return index, rgb, self.normalization(rgb)
+
+
+def _collate(items: list[tuple[int, np.ndarray, Tensor]]) -> tuple[list[int], list[np.ndarray], Tensor]:
+    indices, images, tensors = zip(*items, strict=True)
+    return list(indices), list(images), torch.stack(tensors)
+
+
+def save_outputs(out_dir: Path, stem: str, image: np.ndarray, mask: np.ndarray, palette: np.ndarray,
+                 probs: np.ndarray | None = None, alpha: float = 0.5) -> list[Path]:
+    """``<stem>_mask.png`` (palette PNG whose pixel values are the class indices), ``<stem>_overlay.png``
+    (the mask's colours blended over the image), and ``<stem>_probs.npy`` (float16, K x H x W)."""
+    mask_path, overlay_path = out_dir / f"{stem}_mask.png", out_dir / f"{stem}_overlay.png"
+    png = Image.fromarray(mask.astype(np.uint8), mode="P")
+    lut = voc_palette(256)
+    lut[: len(palette)] = palette
+    png.putpalette(lut.ravel().tolist())
+    png.save(mask_path)
+    overlay = (1 - alpha) * image.astype(np.float32) + alpha * colorize(mask, palette).astype(np.float32)
+    Image.fromarray(np.clip(np.rint(overlay), 0, 255).astype(np.uint8)).save(overlay_path)
+    written = [mask_path, overlay_path]
+    if probs is not None:
+        written.append(out_dir / f"{stem}_probs.npy")
+        np.save(written[-1], probs.astype(np.float16))
+    return written
+
+
+def predict(
+    ckpt_path: str | Path,
+    input: str | Path,
+    output: str | Path,
+    *,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    probabilities: bool = False,
+    alpha: float = 0.5,
+    device: str = "auto",
+    normalization: str | None = None,
+    speed_options: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Segment every image of ``input`` into ``output``; returns the files written."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    paths = find_images(input)
+    predictor = load_predictor(ckpt_path, normalization)
+    dev = speed.pick_device(device)
+    options = speed.SpeedOptions(**(speed_options or {}))
+    net = speed.prepare(predictor.net, options, dev)
+    out_dir = Path(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loader = DataLoader(ImageFiles(paths, predictor.normalization), batch_sampler=size_batches(paths, batch_size),
+                        num_workers=num_workers, collate_fn=_collate)
+    written: list[Path] = []
+    with Progress(disable=not progress) as bar, speed.inference(options, dev):
+        task = bar.add_task(f"Segmenting {len(paths)} images", total=len(paths))
+        for indices, images, batch in loader:
+            logits = net(speed.to_input(batch, options, dev))
+            if isinstance(logits, dict):
+                logits = logits[PRIMARY_HEAD]
+            logits = logits.float()
+            masks = logits.argmax(1).cpu().numpy()
+            probs = logits.softmax(1).cpu().numpy() if probabilities else [None] * len(indices)
+            for i, image, mask, p in zip(indices, images, masks, probs, strict=True):
+                written += save_outputs(out_dir, paths[i].stem, image, mask, predictor.palette, p, alpha)
+            bar.advance(task, len(indices))
+    return written

@@ -1,0 +1,88 @@
+"""predict on a folder of mixed sizes: masks, overlays and probabilities against the net run here."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fcn_lit.data import voc_palette
+from fcn_lit.predict import find_images, load_predictor, predict
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+SIZES = {"a": (40, 56), "b": (40, 56), "c": (33, 47), "d": (40, 56)}  # (height, width)
+
+
+def write_images(folder, sizes=SIZES):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    images = {}
+    for stem, (h, w) in sizes.items():
+        images[stem] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(images[stem]).save(folder / f"{stem}.png")
+    (folder / "notes.txt").write_text("not an image")
+    return images
+
+
+def logits_of(module, rgb):
+    """The net on one image, normalised here with ImageNet's mean and std (the run's setting)."""
+    x = torch.from_numpy(((rgb / 255.0 - MEAN) / STD).astype(np.float32).transpose(2, 0, 1))[None]
+    with torch.no_grad():
+        return module.net(x)[0]
+
+
+def test_predict_folder_writes_masks_overlays_and_probabilities(tmp_path, run_checkpoint):
+    ckpt, module = run_checkpoint
+    images = write_images(tmp_path / "photos")
+    written = predict(ckpt, tmp_path / "photos", tmp_path / "out", batch_size=2, probabilities=True,
+                      progress=False, speed_options={"channels_last": True})
+    assert len(written) == 3 * len(images)
+    palette = voc_palette(256)
+    for stem, rgb in images.items():
+        logits = logits_of(module, rgb)
+        png = Image.open(tmp_path / "out" / f"{stem}_mask.png")
+        assert png.mode == "P"
+        mask = np.array(png)
+        assert mask.shape == rgb.shape[:2]
+        np.testing.assert_array_equal(mask, logits.argmax(0).numpy())
+        assert len(np.unique(mask)) > 1  # random weights: a real test of the class indices
+        colours = np.array(png.convert("RGB"))
+        np.testing.assert_array_equal(colours, palette[mask])
+
+        overlay = np.array(Image.open(tmp_path / "out" / f"{stem}_overlay.png")).astype(np.float32)
+        np.testing.assert_allclose(overlay, 0.5 * rgb + 0.5 * palette[mask], atol=1)
+
+        probs = np.load(tmp_path / "out" / f"{stem}_probs.npy")
+        assert probs.dtype == np.float16 and probs.shape == (4, *rgb.shape[:2])
+        np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=4e-3)
+        np.testing.assert_allclose(probs, logits.softmax(0).numpy(), atol=1e-3)
+
+
+def test_normalization_comes_from_the_run_config_or_the_weights(tmp_path, run_checkpoint):
+    ckpt, _ = run_checkpoint
+    config = ckpt.parent.parent / "config.yaml"
+    config.write_text(config.read_text().replace("normalization: imagenet", "normalization: caffe"))
+    caffe = load_predictor(ckpt).normalization
+    assert caffe.order == (2, 1, 0) and caffe.std == (1.0, 1.0, 1.0)
+    config.unlink()  # without the run directory: the trunk's torchvision weights mean ImageNet
+    imagenet = load_predictor(ckpt).normalization
+    np.testing.assert_allclose(imagenet.mean, 255 * MEAN, rtol=1e-6)
+    assert load_predictor(ckpt, normalization="caffe").normalization == caffe
+
+
+def test_glob_and_single_file_inputs(tmp_path):
+    write_images(tmp_path / "photos")
+    assert [p.stem for p in find_images(tmp_path / "photos" / "*.png")] == ["a", "b", "c", "d"]
+    assert find_images(tmp_path / "photos" / "c.png") == [tmp_path / "photos" / "c.png"]
+
+
+def test_bad_inputs_name_the_problem(tmp_path, run_checkpoint):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty"):
+        find_images(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        load_predictor(tmp_path / "missing.ckpt")
+    for sub in ("x", "y"):
+        write_images(tmp_path / sub, {"same": (8, 8)})
+    with pytest.raises(ValueError, match="same"):
+        find_images(tmp_path / "*" / "same.png")
