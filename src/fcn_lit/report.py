@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.syntax import Syntax
@@ -280,8 +281,9 @@ def write_report(runs: Sequence[Run], out: Path, console: Console | None = None)
     return paths
 
 
+@rank_zero_only
 def print_config(cfg: DictConfig, console: Console | None = None) -> None:
-    """The composed config as YAML, as it is saved in the run directory."""
+    """The composed config as YAML, as it is saved in the run directory (printed once under DDP)."""
     console = console or Console()
     console.rule("composed config")
     console.print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", background_color="default"))
