@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 from baseline import PlainFCN8s
-from common import Timing, device, measure, mib, sync
+from common import Timing, device, interleaved, measure, mib, sync
 
 from fcn_lit import speed
 from fcn_lit.models import build_fcn, import_torchfcn
 
+NATIVE_BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
 # fcn-lit's default inference path: the aligned net (no 100-pixel padding) run with these options.
 DEFAULT_ALIGNMENT = "aligned"
 DEFAULT = speed.SpeedOptions()
@@ -85,16 +86,20 @@ def headline(dev: torch.device, s: dict[str, Any], baseline, caffe, aligned) -> 
         ("fcn-lit, caffe alignment, plain run", plain_runner(caffe, one, dev), None),
         ("fcn-lit default path", runner(default_net, one, DEFAULT, dev), runner(default_net, many, DEFAULT, dev)),
     ]
-    figures, base = {}, None
-    for label, latency, throughput in rows:
-        t = measure(latency, dev, s["warmup"], s["repeats"])
-        base = base or t.best
+    figures = {}
+    latencies = interleaved([latency for _, latency, _ in rows], dev, s["warmup"], s["repeats"])
+    batched = [(label, run) for label, _, run in rows if run is not None]
+    throughputs = dict(zip([label for label, _ in batched],
+                           interleaved([run for _, run in batched], dev, s["warmup"] if dev.type == "cuda" else 0,
+                                       s["batch_repeats"]), strict=True))
+    base = latencies[0].best
+    for (label, _, _), t in zip(rows, latencies, strict=True):
         line = f"  {label:<40} latency {ms(t.best)}  x{base / t.best:4.2f}  peak {mib(t.peak_bytes)}"
-        if throughput is not None:
-            tb = measure(throughput, dev, 0 if dev.type == "cpu" else s["warmup"], s["batch_repeats"])
-            line += f" | batch {s['batch']}: {s['batch'] / tb.best:6.2f} img/s ({ms(tb.best / s['batch'])}/img)"
-            figures[f"{label} img/s"] = s["batch"] / tb.best
-            figures[f"{label} ms/img batch"] = tb.best / s["batch"] * 1e3
+        if label in throughputs:
+            per_image = throughputs[label].best / s["batch"]
+            line += f" | batch {s['batch']}: {1 / per_image:6.2f} img/s ({ms(per_image)}/img)"
+            figures[f"{label} img/s"] = 1 / per_image
+            figures[f"{label} ms/img batch"] = per_image * 1e3
         print(line, flush=True)
         figures[f"{label} latency ms"] = t.best * 1e3
         figures[f"{label} peak MiB"] = t.peak_bytes / 2**20
@@ -126,8 +131,10 @@ def options_table(dev: torch.device, s: dict[str, Any], aligned: torch.nn.Module
     figures, base = {}, None
     for label, alignment, options in variants:
         net = aligned if alignment == "aligned" else build_fcn("vgg16", 8, 21, alignment="caffe").eval()
-        torch.backends.cudnn.benchmark = False
         prepared = speed.prepare(net, options, dev)
+        if options.resolve(dev).autocast and dev.type == "cpu" and not NATIVE_BF16:
+            figures[label] = emulated_bf16(prepared, options, dev)
+            continue
         run = runner(prepared, x, options, dev)
         note = ""
         if options.compile:
@@ -139,14 +146,23 @@ def options_table(dev: torch.device, s: dict[str, Any], aligned: torch.nn.Module
                 continue
             sync(dev)
             note = f"  (first call incl. compile {time.perf_counter() - start:.0f} s)"
-        warmup = s["warmup"] if not options.compile else 1
-        repeats = s["repeats"] if options.resolve(dev).autocast is None or dev.type == "cuda" else 1
-        t: Timing = measure(run, dev, warmup, repeats)
+        t: Timing = measure(run, dev, 0 if options.compile else s["warmup"], s["repeats"])
         per_image = t.best / s["option_batch"]
         base = base or per_image
         figures[label] = per_image * 1e3
         print(f"  {label:<40} {ms(per_image)}/img  x{base / per_image:4.2f}{note}", flush=True)
     return figures
+
+
+def emulated_bf16(net: torch.nn.Module, options: speed.SpeedOptions, dev: torch.device) -> float:
+    """bf16 autocast on a CPU without native bf16 (oneDNN emulates it, tens of times slower): one
+    call at 128x128 against the fp32 reference at that size, to keep the suite within minutes."""
+    x = torch.randn(1, 3, 128, 128)
+    reference = measure(runner(net, x, replace(options, autocast=None), dev), dev, 1, 1).best
+    t = measure(runner(net, x, options, dev), dev, 0, 1).best
+    print(f"  {'autocast bf16 (at 128x128, emulated)':<40} {ms(t)}/img  x{reference / t:4.2f}"
+          f"  (fp32 at 128x128: {ms(reference)})", flush=True)
+    return t * 1e3
 
 
 def trunks_table(dev: torch.device, s: dict[str, Any]) -> dict[str, float]:
@@ -156,11 +172,11 @@ def trunks_table(dev: torch.device, s: dict[str, Any]) -> dict[str, float]:
     figures = {}
     for name in s["trunks"]:
         caffe = build_fcn(name, 8, 21, alignment="caffe").eval().to(dev)
-        t_caffe = measure(plain_runner(caffe, x, dev), dev, s["warmup"], s["repeats"]).best
         aligned = build_fcn(name, 8, 21, alignment="aligned").eval()
         aligned.load_state_dict(caffe.state_dict())
         prepared = speed.prepare(aligned, DEFAULT, dev)
-        t_default = measure(runner(prepared, x, DEFAULT, dev), dev, s["warmup"], s["repeats"]).best
+        t_caffe, t_default = (t.best for t in interleaved(
+            [plain_runner(caffe, x, dev), runner(prepared, x, DEFAULT, dev)], dev, s["warmup"], s["repeats"]))
         figures[name] = t_default * 1e3
         print(f"  {name:<10} caffe {ms(t_caffe)}  default {ms(t_default)}  x{t_caffe / t_default:4.2f}", flush=True)
     return figures

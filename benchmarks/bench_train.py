@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from baseline import PlainFCN8s
-from common import device, gpu_peak_flops, measure, mib
+from common import device, gpu_peak_flops, interleaved, mib
 from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lit import speed
@@ -74,10 +74,9 @@ def main(smoke: bool = False) -> dict[str, float]:
     print(f"Training step, FCN-8s VGG16, batch {s['batch']} at {s['size']}x{s['size']} (forward + backward + SGD); "
           f"fcn-lit = aligned, channels_last={options.channels_last}, autocast={options.autocast}")
     figures: dict[str, Any] = {}
-    base = None
-    for label, step in rows:
-        t = measure(step, dev, s["warmup"], s["repeats"])
-        base = base or t.best
+    timings = interleaved([step for _, step in rows], dev, s["warmup"], s["repeats"])
+    base = timings[0].best
+    for (label, _), t in zip(rows, timings, strict=True):
         figures[f"{label} step ms"] = t.best * 1e3
         figures[f"{label} peak MiB"] = t.peak_bytes / 2**20
         print(f"  {label:<28} {t.best * 1e3:9.1f} ms/step  x{base / t.best:4.2f}  peak {mib(t.peak_bytes)}", flush=True)

@@ -87,6 +87,26 @@ def measure(fn: Callable[[], object], dev: torch.device, warmup: int, repeats: i
     return Timing(seconds, peak_since(dev, baseline))
 
 
+def interleaved(fns: list[Callable[[], object]], dev: torch.device, warmup: int, repeats: int) -> list[Timing]:
+    """``measure`` for several functions, their timed calls taken in turns so that load changes on
+    a shared machine hit all of them alike; peak memory over each one's warm-up calls."""
+    peaks = []
+    for fn in fns:
+        baseline = reset_peak(dev)
+        for _ in range(warmup):
+            fn()
+        sync(dev)
+        peaks.append(peak_since(dev, baseline))
+    seconds: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, times in zip(fns, seconds, strict=True):
+            start = time.perf_counter()
+            fn()
+            sync(dev)
+            times.append(time.perf_counter() - start)
+    return [Timing(t, p) for t, p in zip(seconds, peaks, strict=True)]
+
+
 def gpu_peak_flops(name: str) -> float | None:
     """The GPU's dense bf16 peak in FLOP/s, by the longest table name found in ``name``."""
     matches = [key for key in GPU_BF16_PEAK_TFLOPS if key.lower() in name.lower()]
