@@ -23,7 +23,7 @@ DEFAULT_ALIGNMENT = "aligned"
 DEFAULT = speed.SpeedOptions()
 # Full VGG16 at 500x500 takes seconds per forward on a small CPU: few repeats there.
 SETTINGS = {
-    "cpu": dict(size=500, warmup=1, repeats=2, batch=2, batch_repeats=1, option_size=256, option_batch=1,
+    "cpu": dict(size=500, warmup=1, repeats=3, batch=2, batch_repeats=1, option_size=256, option_batch=1,
                 trunks=("alexnet", "googlenet", "resnet50")),
     "smoke": dict(size=64, warmup=0, repeats=1, batch=2, batch_repeats=1, option_size=64, option_batch=1,
                   trunks=("alexnet",)),
@@ -90,8 +90,7 @@ def headline(dev: torch.device, s: dict[str, Any], baseline, caffe, aligned) -> 
     latencies = interleaved([latency for _, latency, _ in rows], dev, s["warmup"], s["repeats"])
     batched = [(label, run) for label, _, run in rows if run is not None]
     throughputs = dict(zip([label for label, _ in batched],
-                           interleaved([run for _, run in batched], dev, s["warmup"] if dev.type == "cuda" else 0,
-                                       s["batch_repeats"]), strict=True))
+                           interleaved([run for _, run in batched], dev, s["warmup"], s["batch_repeats"]), strict=True))
     base = latencies[0].best
     for (label, _, _), t in zip(rows, latencies, strict=True):
         line = f"  {label:<40} latency {ms(t.best)}  x{base / t.best:4.2f}  peak {mib(t.peak_bytes)}"

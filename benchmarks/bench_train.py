@@ -23,7 +23,7 @@ from fcn_lit.optim import build_optimizer
 # CPU: batch 1 at the modern recipe's 320 crop (a 500x500 step takes minutes on 2 cores);
 # GPU: the bf16 target, 512x512.
 SETTINGS = {
-    "cpu": dict(size=320, batch=1, warmup=1, repeats=1),
+    "cpu": dict(size=320, batch=1, warmup=1, repeats=2),
     "smoke": dict(size=64, batch=1, warmup=0, repeats=1),
     "cuda": dict(size=512, batch=16, warmup=3, repeats=10),
 }
