@@ -9,7 +9,7 @@ from conftest import randomize
 from fcn_lit.export import export, export_onnx, export_torchscript
 from fcn_lit.models import build_fcn
 
-SIZES = [(2, 64, 64), (1, 37, 53), (1, 101, 77)]  # (batch, height, width), odd sizes included
+SIZES = [(2, 64, 64), (1, 37, 53), (1, 101, 77), (1, 20, 24)]  # (batch, height, width): odd, and smaller than fc6 sees
 
 
 def tiny_net(alignment):

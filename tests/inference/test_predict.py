@@ -86,3 +86,26 @@ def test_bad_inputs_name_the_problem(tmp_path, run_checkpoint):
         write_images(tmp_path / sub, {"same": (8, 8)})
     with pytest.raises(ValueError, match="same"):
         find_images(tmp_path / "*" / "same.png")
+
+
+def test_command_line(tmp_path, run_checkpoint):
+    """`python predict.py` and `python export.py` with Hydra overrides, as a user runs them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ckpt, _ = run_checkpoint
+    write_images(tmp_path / "photos", {"p": (30, 41)})
+    repo = Path(__file__).resolve().parents[2]
+    env = {"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin"}
+    commands = [
+        ["predict.py", f"ckpt_path={ckpt}", f"input={tmp_path / 'photos'}", f"output={tmp_path / 'out'}",
+         "probabilities=true", "device=cpu"],
+        ["export.py", f"ckpt_path={ckpt}", f"output={tmp_path / 'fcn'}", "formats=[torchscript]"],
+    ]
+    for args in commands:
+        done = subprocess.run([sys.executable, str(repo / args[0]), *args[1:]], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p_mask.png", "p_overlay.png", "p_probs.npy"]
+    assert (tmp_path / "fcn.pt").is_file()
