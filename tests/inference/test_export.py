@@ -4,7 +4,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import randomize
+from random_weights import randomize
 
 from fcn_lit.export import export, export_onnx, export_torchscript
 from fcn_lit.models import build_fcn
