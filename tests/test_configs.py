@@ -44,3 +44,11 @@ def test_trainer_configs_instantiate(tmp_path):
         cfg = compose_config(tmp_path, [f"trainer={option}"])
         trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
         assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+def test_paper_recipes_keep_the_release_alignment_and_new_runs_default_to_aligned(tmp_path):
+    assert compose_config(tmp_path, []).model.net.alignment == "aligned"
+    modern = {"quickstart", "voc_fcn8s_modern"}
+    for recipe in set(options("experiment")) - modern:
+        cfg = compose_config(tmp_path, [f"experiment={recipe}"])
+        assert cfg.model.net.alignment == "caffe", recipe
