@@ -92,3 +92,30 @@ def test_eval_scores_a_pytorch_fcn_state_dict(tmp_path, capsys):
     assert saved["test"]["mean_iu"] == pytest.approx(expected["mean_iu"], abs=1e-12)
     out = capsys.readouterr().out
     assert "normalization=caffe" in out and "per-class IU" in out
+
+
+@pytest.mark.slow
+def test_ddp_fit_validation_equals_one_process(tmp_path):
+    """Validation inside trainer.fit under 2 gloo processes scores the same as one process: lr 0 keeps
+    both nets equal (no BatchNorm statistics to drift), random score layers make the scores non-trivial."""
+    data = generate_synthetic(tmp_path / "synthetic", **DATA)
+    backbone = {"name": "vgg16", "pretrained": False, "width": 0.125, "norm": None}
+    module = FCNModule(net={"stride": 8, "alignment": "aligned"}, backbone=backbone, loss={},
+                       optimizer={"lr": 0.0}, scheduler={}, num_classes=6)
+    random_scores(module.net)
+    ckpt = tmp_path / "start.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, ckpt)
+
+    common = [f"data.root={data}", *DATA_OVERRIDES, "model/backbone=vgg16_tiny", "model.backbone.norm=null",
+              "model.net.alignment=aligned", f"+init_from={ckpt}", "model.optimizer.lr=0.0",
+              "trainer.max_epochs=2", "num_pictures=0", "~callbacks.rich_progress_bar"]
+    run(command("train.py", tmp_path / "one", *common), tmp_path)
+    out = run(command("train.py", tmp_path / "ddp", *common, "trainer=ddp_cpu"), tmp_path)
+    assert "Starting with 2 processes" in out
+    one, ddp = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "ddp"))
+    assert ddp["best_val_mean_iu"] == one["best_val_mean_iu"]
+    assert ddp["test"] == one["test"]
+
+    module.eval()
+    datamodule = instantiate(compose_config(tmp_path / "x", [f"data.root={data}", *DATA_OVERRIDES]).data)
+    assert one["best_val_mean_iu"] == pytest.approx(numpy_scores(module.net, datamodule, 6)["mean_iu"], abs=1e-12)
