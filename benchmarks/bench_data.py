@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fcn_lit.data import SegmentationDataModule, voc_palette
+from fcn_lit.data import SegmentationDataModule
+from fcn_lit.data.palette import save_index_png
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "voc" / "VOCdevkit" / "VOC2012"
 SETTINGS = {"full": dict(images=32, epochs=3), "smoke": dict(images=8, epochs=1)}
@@ -41,9 +42,7 @@ def write_voc(root: Path, count: int) -> Path:
         yy, xx = np.mgrid[:375, :500]
         image = np.stack([(xx + 40 * i) % 256, (yy * 2) % 256, rng.integers(0, 256, (375, 500))], -1)
         Image.fromarray(image.astype(np.uint8)).save(root / "JPEGImages" / f"{sample}.jpg", quality=90)
-        mask = Image.fromarray(((xx // 100 + yy // 75) % 21).astype(np.uint8), mode="P")
-        mask.putpalette(voc_palette(256).ravel().tolist())
-        mask.save(root / "SegmentationClass" / f"{sample}.png")
+        save_index_png(root / "SegmentationClass" / f"{sample}.png", (xx // 100 + yy // 75) % 21)
     (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids) + "\n")
     return root
 

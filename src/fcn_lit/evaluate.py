@@ -13,21 +13,16 @@ from omegaconf import DictConfig, open_dict
 from rich.console import Console
 
 from fcn_lit.models import import_torchfcn
-from fcn_lit.module import FCNModule
+from fcn_lit.module import FCNModule, is_lightning_checkpoint
 from fcn_lit.summary import write_json
-from fcn_lit.train import _report, instantiate_all
-
-
-def is_lightning_checkpoint(checkpoint: dict[str, Any]) -> bool:
-    return "state_dict" in checkpoint and "hyper_parameters" in checkpoint
+from fcn_lit.train import instantiate_all, report_scores
 
 
 def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool = False) -> FCNModule:
     """An FCNModule from this project's checkpoint (rebuilt from its plain hyperparameters) or from
     a pytorch-fcn state dict (a VGG16 FCN in Caffe alignment, scored on the data module's classes)."""
     if is_lightning_checkpoint(checkpoint):
-        module = FCNModule(**checkpoint["hyper_parameters"])
-        module.load_state_dict(checkpoint["state_dict"])
+        module = FCNModule.from_saved(checkpoint)
     else:
         net = import_torchfcn(checkpoint, at_once=at_once)
         module = FCNModule(
@@ -77,7 +72,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": str(path),
         "data": datamodule.name,
         "split": datamodule.splits["test"],
-        "test": _report(module.results["test"], module.hparams.class_names, "test", console),
+        "test": report_scores(module.results["test"], module.hparams.class_names, "test", console),
     }
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", results)

@@ -129,7 +129,11 @@ class FCNModule(L.LightningModule):
     def from_checkpoint(cls, path: str | Path, **overrides: Any) -> FCNModule:
         """The module saved in a Lightning checkpoint, rebuilt from its plain-data hyperparameters
         (``torch.load(weights_only=True)``); ``overrides`` replace saved hyperparameters."""
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return cls.from_saved(torch.load(path, map_location="cpu", weights_only=True), **overrides)
+
+    @classmethod
+    def from_saved(cls, checkpoint: dict[str, Any], **overrides: Any) -> FCNModule:
+        """The module of an already loaded Lightning checkpoint (see ``is_lightning_checkpoint``)."""
         module = cls(**{**checkpoint["hyper_parameters"], **overrides})
         module.load_state_dict(checkpoint["state_dict"])
         return module
@@ -139,6 +143,11 @@ class FCNModule(L.LightningModule):
         every shared layer is copied, the new skip score layers keep their zeros."""
         previous = FCNModule.from_checkpoint(path)
         transplant(previous.net, self.net)
+
+
+def is_lightning_checkpoint(checkpoint: dict[str, Any]) -> bool:
+    """A checkpoint written by train.py (rather than a pytorch-fcn state dict)."""
+    return "state_dict" in checkpoint and "hyper_parameters" in checkpoint
 
 
 def freeze_all_but_scores(net: nn.Module) -> None:

@@ -19,10 +19,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from fcn_lit import speed
 from fcn_lit.data import colorize, voc_palette
+from fcn_lit.data.palette import save_index_png
 from fcn_lit.data.base import packaged_list
 from fcn_lit.data.transforms import CAFFE_MEANS, Normalization, build_normalization
 from fcn_lit.models import import_torchfcn
-from fcn_lit.module import PRIMARY_HEAD, FCNModule
+from fcn_lit.module import PRIMARY_HEAD, FCNModule, is_lightning_checkpoint
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # Normalisation each trunk weight set expects, when the run's config.yaml is not at hand.
@@ -50,9 +51,8 @@ def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> P
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={str(path)!r} does not exist: give a checkpoint written by train.py")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if "hyper_parameters" in checkpoint:
-        module = FCNModule(**checkpoint["hyper_parameters"])
-        module.load_state_dict(checkpoint["state_dict"])
+    if is_lightning_checkpoint(checkpoint):
+        module = FCNModule.from_saved(checkpoint)
         hparams = module.hparams
         data = _run_data_config(path)
         kind = normalization or data.get("normalization") or NORMALIZATION_OF_WEIGHTS[hparams.backbone.get("weights", "torchvision")]
@@ -133,11 +133,7 @@ def save_outputs(out_dir: Path, stem: str, image: np.ndarray, mask: np.ndarray, 
     """``<stem>_mask.png`` (palette PNG whose pixel values are the class indices), ``<stem>_overlay.png``
     (the mask's colours blended over the image), and ``<stem>_probs.npy`` (float16, K x H x W)."""
     mask_path, overlay_path = out_dir / f"{stem}_mask.png", out_dir / f"{stem}_overlay.png"
-    png = Image.fromarray(mask.astype(np.uint8), mode="P")
-    lut = voc_palette(256)
-    lut[: len(palette)] = palette
-    png.putpalette(lut.ravel().tolist())
-    png.save(mask_path)
+    save_index_png(mask_path, mask, palette)
     overlay = (1 - alpha) * image.astype(np.float32) + alpha * colorize(mask, palette).astype(np.float32)
     Image.fromarray(np.clip(np.rint(overlay), 0, 255).astype(np.uint8)).save(overlay_path)
     written = [mask_path, overlay_path]

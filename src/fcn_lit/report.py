@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.syntax import Syntax
 
-from fcn_lit.summary import METRIC_NAMES
+from fcn_lit.summary import METRIC_NAMES, percent
 from fcn_lit.sweeps import run_identity
 
 METRICS = tuple(METRIC_NAMES)  # pixel_acc, mean_acc, mean_iu, fw_iu
@@ -132,10 +131,6 @@ def load_run(path: Path, label: str | None = None) -> Run:
     )
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
-
-
 def _paper_pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -172,7 +167,7 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
         paper = " / ".join(_paper_pct(row[f"paper_{m}"]) for m in METRICS) if row["paper_source"] else ""
         cells = [row["run"], f"{row['backbone']} FCN-{row['stride']}s {row['data']} ({row['recipe']})",
                  f"`{row['overrides']}`" if row["overrides"] else "",
-                 *(_pct(row[m]) for m in METRICS), _pct(row["best_val_mean_iu"]), paper, row["paper_source"]]
+                 *(percent(row[m]) for m in METRICS), percent(row["best_val_mean_iu"]), paper, row["paper_source"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

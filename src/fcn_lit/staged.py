@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
-from fcn_lit.summary import METRIC_NAMES, _pct, write_json
+from fcn_lit.summary import METRIC_NAMES, percent, write_json
 
 STAGE_KEYS = {"stride", "lr", "max_epochs", "max_steps"}
 
@@ -89,7 +89,7 @@ def summary_table(stages: dict[str, Any]) -> Table:
         table.add_row(
             name,
             f"{results['lr']:g}",
-            _pct(results.get("best_val_mean_iu")),
-            *(_pct(s) for s in scores),
+            percent(results.get("best_val_mean_iu")),
+            *(percent(s) for s in scores),
         )
     return table

@@ -13,7 +13,8 @@ from rich.table import Table
 METRIC_NAMES = {"pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "mean_iu": "mean IU", "fw_iu": "f.w. IU"}
 
 
-def _pct(value: float) -> str:
+def percent(value: float | None) -> str:
+    """A score in [0, 1] as a percentage with two decimals; "-" when missing or NaN (class absent)."""
     return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
@@ -21,7 +22,7 @@ def scores_table(scores: dict[str, Any], title: str) -> Table:
     table = Table(title=title)
     for name in METRIC_NAMES.values():
         table.add_column(name, justify="right")
-    table.add_row(*(_pct(scores[key]) for key in METRIC_NAMES))
+    table.add_row(*(percent(scores[key]) for key in METRIC_NAMES))
     return table
 
 
@@ -30,7 +31,7 @@ def per_class_table(per_class_iu: list[float], class_names: list[str], title: st
     table.add_column("class")
     table.add_column("IU", justify="right")
     for name, iu in zip(class_names, per_class_iu):
-        table.add_row(name, _pct(iu))
+        table.add_row(name, percent(iu))
     return table
 
 

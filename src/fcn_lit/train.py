@@ -73,7 +73,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results["best_val_mean_iu"] = trainer.checkpoint_callback.best_model_score.item()
     if cfg.get("test", True):
         trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
-        results["test"] = _report(module.results["test"], module.hparams.class_names, "test", console)
+        results["test"] = report_scores(module.results["test"], module.hparams.class_names, "test", console)
         if trainer.is_global_zero and cfg.get("num_pictures", 0):
             results["pictures"] = str(save_pictures(module, datamodule, run_dir / "predictions.png", cfg.num_pictures))
     results["elapsed_s"] = round(time.perf_counter() - start, 1)
@@ -98,7 +98,7 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return None
 
 
-def _report(head_scores: dict[str, dict[str, Any]], class_names: list[str], stage: str, console: Console) -> dict[str, Any]:
+def report_scores(head_scores: dict[str, dict[str, Any]], class_names: list[str], stage: str, console: Console) -> dict[str, Any]:
     """Print the primary head's tables; return scores keyed by class name, other heads nested."""
     primary = head_scores[PRIMARY_HEAD]
     print_scores(primary, class_names, f"{stage} ({PRIMARY_HEAD})" if len(head_scores) > 1 else stage, console)

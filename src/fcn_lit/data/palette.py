@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from PIL import Image
 
 
 def voc_palette(num_colors: int = 256) -> np.ndarray:
@@ -24,3 +27,15 @@ def colorize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
     lut = voc_palette(256)
     lut[: min(len(palette), 255)] = palette[:255]
     return lut[np.asarray(mask).astype(np.int64).clip(0, 255)]
+
+
+def save_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray | None = None) -> Path:
+    """Write an HxW index mask as VOC writes labels: a palette PNG whose pixel values are the class
+    indices, coloured by ``palette`` (VOC's colours for the indices it does not cover, 255 included)."""
+    lut = voc_palette(256)
+    if palette is not None:
+        lut[: len(palette)] = palette[:256]
+    png = Image.fromarray(np.asarray(mask).astype(np.uint8), mode="P")
+    png.putpalette(lut.ravel().tolist())
+    png.save(path)
+    return Path(path)

@@ -16,7 +16,7 @@ from PIL import Image
 from rich.progress import track
 from scipy import ndimage
 
-from fcn_lit.data.palette import voc_palette
+from fcn_lit.data.palette import save_index_png
 
 CLASS_NAMES = ("background", "disk", "box", "triangle", "ring", "ellipse")
 # Hue (degrees) and texture per object class; the colours of box and triangle overlap on purpose so
@@ -60,7 +60,6 @@ def generate_synthetic(
     shutil.rmtree(tmp, ignore_errors=True)
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (tmp / sub).mkdir(parents=True)
-    palette = voc_palette().reshape(-1).tolist()
     splits = {"train": [f"train_{i:05d}" for i in range(num_train)],
               "val": [f"val_{i:05d}" for i in range(num_val)]}
     jobs = [(split, i, name) for split, names in splits.items() for i, name in enumerate(names)]
@@ -69,9 +68,7 @@ def generate_synthetic(
         rng = np.random.default_rng([seed, 0 if split == "train" else 1, i])
         image, label = draw_sample(rng, size)
         Image.fromarray(image).save(tmp / "JPEGImages" / f"{name}.jpg", quality=95)
-        png = Image.fromarray(label, mode="P")
-        png.putpalette(palette)
-        png.save(tmp / "SegmentationClass" / f"{name}.png")
+        save_index_png(tmp / "SegmentationClass" / f"{name}.png", label)
     for split, names in splits.items():
         (tmp / "ImageSets/Segmentation" / f"{split}.txt").write_text("\n".join(names) + "\n")
     (tmp / "class_names.txt").write_text("\n".join(CLASS_NAMES) + "\n")
