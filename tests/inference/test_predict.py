@@ -34,8 +34,9 @@ def logits_of(module, rgb):
 def test_predict_folder_writes_masks_overlays_and_probabilities(tmp_path, run_checkpoint):
     ckpt, module = run_checkpoint
     images = write_images(tmp_path / "photos")
+    # fp32 forced: autocast=auto picks bf16 on CPUs with native bf16 (AVX512-BF16, AMX).
     written = predict(ckpt, tmp_path / "photos", tmp_path / "out", batch_size=2, probabilities=True,
-                      progress=False, speed_options={"channels_last": True})
+                      progress=False, speed_options={"channels_last": True, "autocast": None})
     assert len(written) == 3 * len(images)
     palette = voc_palette(256)
     for stem, rgb in images.items():
@@ -56,6 +57,26 @@ def test_predict_folder_writes_masks_overlays_and_probabilities(tmp_path, run_ch
         assert probs.dtype == np.float16 and probs.shape == (4, *rgb.shape[:2])
         np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=4e-3)
         np.testing.assert_allclose(probs, logits.softmax(0).numpy(), atol=1e-3)
+
+
+def test_bf16_autocast_agrees_with_fp32_at_bf16_precision(tmp_path, run_checkpoint):
+    """The bf16 path (autocast=auto's pick on GPUs and on CPUs with native bf16), forced so that it
+    runs on every CPU (emulated where bf16 is not native)."""
+    ckpt, module = run_checkpoint
+    images = write_images(tmp_path / "photos", {"c": (33, 47)})
+    predict(ckpt, tmp_path / "photos", tmp_path / "out", probabilities=True, progress=False,
+            speed_options={"autocast": "bf16"})
+    for stem, rgb in images.items():
+        logits = logits_of(module, rgb)
+        probs = np.load(tmp_path / "out" / f"{stem}_probs.npy").astype(np.float32)
+        error = np.abs(probs - logits.softmax(0).numpy()).max()
+        # bf16 keeps 8 significant bits (2**-8 = 0.004 relative); float16 storage alone errs < 2.5e-4.
+        assert 5e-4 < error < 0.02, error
+        mask = np.array(Image.open(tmp_path / "out" / f"{stem}_mask.png"))
+        top2 = logits.topk(2, dim=0).values
+        clear = (top2[0] - top2[1] > 0.03 * logits.abs().max()).numpy()  # margins beyond bf16 rounding
+        assert clear.mean() > 0.5
+        np.testing.assert_array_equal(mask[clear], logits.argmax(0).numpy()[clear])
 
 
 def test_normalization_comes_from_the_run_config_or_the_weights(tmp_path, run_checkpoint):
