@@ -1,5 +1,7 @@
-"""segmentation_loss against a per-pixel log-softmax computed by hand."""
+"""segmentation_loss against a per-pixel log-softmax computed by hand, and against Caffe's
+SoftmaxWithLoss (the release's loss layer) rewritten in numpy."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -29,7 +31,7 @@ def per_pixel_losses(
 def test_matches_per_pixel_cross_entropy(normalize: bool) -> None:
     logits, target = batch()
     losses = per_pixel_losses(logits, target, torch.ones_like(target, dtype=torch.bool))
-    expected = sum(losses) / len(losses) if normalize else sum(losses)
+    expected = sum(losses) / len(losses) if normalize else sum(losses) / target.shape[0]
     result = segmentation_loss(logits, target, normalize=normalize)
     torch.testing.assert_close(result, expected)
     (grad,) = torch.autograd.grad(result, logits)
@@ -49,7 +51,7 @@ def test_loss_sampling_keeps_cells_with_probability_p(normalize: bool, cell: int
         kept[i, cy * cell : (cy + 1) * cell, cx * cell : (cx + 1) * cell] = True
     losses = per_pixel_losses(logits, target, kept)
     assert 0 < len(losses) < (target != 255).sum()
-    expected = sum(losses) / len(losses) if normalize else sum(losses)
+    expected = sum(losses) / len(losses) if normalize else sum(losses) / target.shape[0]
     torch.testing.assert_close(result, expected)
 
 
@@ -66,3 +68,53 @@ def test_sample_p_out_of_range_is_named() -> None:
     logits, target = batch()
     with pytest.raises(ValueError, match="sample_p=0"):
         segmentation_loss(logits, target, sample_p=0)
+
+
+def caffe_softmax_with_loss(bottom: np.ndarray, label: np.ndarray, normalize: bool, ignore_label: int = 255):
+    """Caffe's SoftmaxWithLossLayer, Forward_cpu and Backward_cpu, for (N, C, H, W) scores.
+
+    Loss: sum of -log(max(prob[label], FLT_MIN)) over the non-ignored pixels, divided by the
+    normalizer: ``normalize: true`` -> VALID (the count of those pixels), ``normalize: false`` ->
+    BATCH_SIZE (outer_num_ = N). Gradient: prob - onehot(label) at counted pixels, 0 at ignored
+    ones, times loss_weight / normalizer.
+    """
+    n, c, h, w = bottom.shape
+    shifted = bottom - bottom.max(axis=1, keepdims=True)
+    prob = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    loss, count = 0.0, 0
+    diff = prob.copy()
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                t = int(label[i, y, x])
+                if t == ignore_label:
+                    diff[i, :, y, x] = 0
+                    continue
+                loss -= np.log(max(prob[i, t, y, x], np.finfo(np.float32).tiny))
+                diff[i, t, y, x] -= 1
+                count += 1
+    normalizer = max(1.0, float(count)) if normalize else float(n)
+    return loss / normalizer, diff / normalizer
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_equals_caffes_softmax_with_loss(normalize: bool, batch_size: int) -> None:
+    g = torch.Generator().manual_seed(batch_size)
+    logits = torch.randn(batch_size, 4, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 4, (batch_size, 5, 7), generator=g)
+    target[torch.rand(target.shape, generator=g) < 0.25] = 255
+    expected_loss, expected_grad = caffe_softmax_with_loss(logits.detach().numpy(), target.numpy(), normalize)
+    loss = segmentation_loss(logits, target, normalize=normalize)
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), expected_loss, rtol=1e-12)
+    np.testing.assert_allclose(logits.grad.numpy(), expected_grad, rtol=1e-10, atol=1e-15)
+
+
+def test_summed_loss_of_a_batch_is_the_mean_of_its_images_summed_losses() -> None:
+    """Caffe's normalize: false divides by the batch size: the release's lr 1e-10, set for one
+    image, stays right at batch N (a batch of copies gives the one image's loss)."""
+    logits, target = batch()
+    one = segmentation_loss(logits[:1], target[:1], normalize=False)
+    copies = segmentation_loss(logits[:1].expand(4, -1, -1, -1), target[:1].expand(4, -1, -1), normalize=False)
+    torch.testing.assert_close(copies, one)

@@ -16,8 +16,10 @@ def segmentation_loss(
 ) -> Tensor:
     """Cross-entropy of logits (N, C, H, W) against labels (N, H, W), void pixels left out.
 
-    ``normalize=True`` averages over the labelled pixels; ``False`` sums them, as the release's
-    "heavy" recipes do (whose lr of 1e-10 only makes sense with a sum). ``sample_p`` is the paper's
+    ``normalize=True`` averages over the labelled pixels of the batch (Caffe's ``normalize: true``,
+    VALID normalization); ``False`` sums them and divides by the batch size, as Caffe's
+    ``normalize: false`` (BATCH_SIZE normalization) of the release's "heavy" recipes does: their lr
+    of 1e-10 is for the loss summed over one image's pixels, whatever the batch size. ``sample_p`` is the paper's
     loss sampling (Section 4.3): each ``sample_cell`` x ``sample_cell`` cell of the output keeps its
     loss with probability p (cell 32 = a final-layer cell of FCN-32s); a normalized loss then
     divides by the kept labelled pixels. A batch without labelled pixels gives a differentiable 0.
@@ -33,4 +35,4 @@ def segmentation_loss(
         kept = kept.repeat_interleave(sample_cell, 1).repeat_interleave(sample_cell, 2)
         keep &= kept[:, :h, :w]
     total = torch.where(keep, pixel_loss, 0.0).sum()
-    return total / keep.sum().clamp(min=1) if normalize else total
+    return total / keep.sum().clamp(min=1) if normalize else total / target.shape[0]
