@@ -18,7 +18,7 @@ from fcn_lit.summary import write_json
 from fcn_lit.train import instantiate_all, report_scores
 
 
-def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool = False) -> FCNModule:
+def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool | None = None) -> FCNModule:
     """An FCNModule from this project's checkpoint (rebuilt from its plain hyperparameters) or from
     a pytorch-fcn state dict (a VGG16 FCN in Caffe alignment, scored on the data module's classes)."""
     if is_lightning_checkpoint(checkpoint):
@@ -26,7 +26,7 @@ def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool = Fal
     else:
         net = import_torchfcn(checkpoint, at_once=at_once)
         module = FCNModule(
-            net={"stride": net.head.stride, "alignment": "caffe", "at_once": at_once},
+            net={"stride": net.head.stride, "alignment": "caffe", "at_once": net.head.at_once},
             backbone={"name": "vgg16", "pretrained": False, "width": net.trunk.channels[32] / 4096},
             loss={},
             optimizer={"lr": 0.0},
@@ -65,7 +65,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
-    module = load_module(checkpoint, datamodule, at_once=cfg.get("at_once", False))
+    module = load_module(checkpoint, datamodule, at_once=cfg.get("at_once"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=False)
     trainer.test(module, datamodule=datamodule)
     results = {

@@ -154,3 +154,33 @@ def test_import_rejects_other_layouts():
         import_torchfcn(sd)
     with pytest.raises(ValueError, match="not a pytorch-fcn"):
         import_torchfcn({"features.0.weight": torch.zeros(1)})
+
+
+def trainer_checkpoint(sd, arch):
+    """What pytorch-fcn's Trainer.validate saves (torchfcn/trainer.py)."""
+    return {"epoch": 3, "iteration": 4000, "arch": arch, "optim_state_dict": {"state": {}, "param_groups": []},
+            "model_state_dict": sd, "best_mean_iu": 0.5}
+
+
+@pytest.mark.parametrize("arch,stride,at_once", [("FCN8s", 8, False), ("FCN8sAtOnce", 8, True)])
+def test_trainer_checkpoint_arch_sets_the_at_once_scaling(arch, stride, at_once):
+    sd = torchfcn_state_dict(stride, 3, seed=2)
+    net = import_torchfcn(trainer_checkpoint(sd, arch)).eval()
+    x = torch.randn(1, 3, 37, 29)
+    with torch.no_grad():
+        logits = net(x)
+        torch.testing.assert_close(logits, torchfcn_forward(sd, x, stride, at_once), rtol=1e-4, atol=1e-4)
+        if stride == 8:  # the other scaling gives other logits: the arch decides
+            assert not torch.allclose(logits, torchfcn_forward(sd, x, stride, not at_once), rtol=1e-3, atol=1e-3)
+
+
+def test_trainer_checkpoint_with_an_unknown_or_contradicted_arch_is_refused():
+    sd = torchfcn_state_dict(8, 3)
+    with pytest.raises(ValueError, match="arch='FCN8sAtOnceWithBN'"):
+        import_torchfcn(trainer_checkpoint(sd, "FCN8sAtOnceWithBN"))
+    with pytest.raises(ValueError, match="arch='FCN16s'.*FCN-8s"):
+        import_torchfcn(trainer_checkpoint(sd, "FCN16s"))
+    with pytest.raises(ValueError, match="at_once=False contradicts"):
+        import_torchfcn(trainer_checkpoint(sd, "FCN8sAtOnce"), at_once=False)
+    with pytest.raises(ValueError, match="FCN-32s"):
+        import_torchfcn(torchfcn_state_dict(32, 3), at_once=True)

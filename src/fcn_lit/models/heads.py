@@ -79,7 +79,7 @@ class SkipHead(nn.Module):
         super().__init__()
         if stride not in STRIDES:
             raise ValueError(f"stride={stride!r} is not one of {STRIDES}")
-        self.stride = stride
+        self.stride, self.at_once = stride, at_once
         self.skip_scale = AT_ONCE_SCALE if at_once else {16: 1.0, 8: 1.0}
         self.score_fr = score_layer(channels[32], num_classes)
         coord = coords[32]

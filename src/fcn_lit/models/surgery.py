@@ -79,33 +79,53 @@ def grow_classes(net: FCN, num_classes: int) -> FCN:
 
 
 TORCHFCN_FINAL = {"upscore.weight": 32, "upscore16.weight": 16, "upscore8.weight": 8}
+# The `arch` pytorch-fcn's trainer saves (the model's class name): stride and at-once scaling.
+TORCHFCN_ARCHS = {"FCN32s": (32, False), "FCN16s": (16, False), "FCN8s": (8, False), "FCN8sAtOnce": (8, True)}
 
 
-def import_torchfcn(state_dict: Mapping[str, Tensor], *, at_once: bool = False) -> FCN:
+def import_torchfcn(checkpoint: Mapping[str, Tensor], *, at_once: bool | None = None) -> FCN:
     """An FCN-32s/16s/8s VGG16 from a pytorch-fcn (wkentaro) checkpoint, the stride read from its
     keys, in Caffe alignment so it gives the port's logits. The port's files converted from Caffe
-    expect BGR 0..255 mean-subtracted input: ``preprocessing("caffe")``. FCN8sAtOnce checkpoints
-    have FCN8s's keys: pass ``at_once=True`` for them."""
-    state = dict(state_dict.get("model_state_dict", state_dict))
+    expect BGR 0..255 mean-subtracted input: ``preprocessing("caffe")``.
+
+    A checkpoint of the port's trainer (``{"arch": "FCN8sAtOnce", "model_state_dict": ...}``) says
+    its class: the at-once scaling follows from it, and an unknown arch is refused. A bare state
+    dict does not: FCN8sAtOnce has FCN8s's keys, so pass ``at_once=True`` for one (default False).
+    """
+    state = dict(checkpoint.get("model_state_dict", checkpoint))
     strides = [s for key, s in TORCHFCN_FINAL.items() if key in state]
     if len(strides) != 1 or "conv1_1.weight" not in state or "score_fr.weight" not in state:
         raise ValueError(
             "not a pytorch-fcn FCN32s/16s/8s state dict: expected conv1_1 ... fc7, score_fr and one of "
             f"{sorted(TORCHFCN_FINAL)}; got keys {sorted(state)[:6]}..."
         )
+    stride = strides[0]
+    if "arch" in checkpoint:
+        arch = checkpoint["arch"]
+        if arch not in TORCHFCN_ARCHS:
+            raise ValueError(f"pytorch-fcn checkpoint arch={arch!r} is not one of {sorted(TORCHFCN_ARCHS)}")
+        arch_stride, arch_at_once = TORCHFCN_ARCHS[arch]
+        if arch_stride != stride:
+            raise ValueError(f"pytorch-fcn checkpoint arch={arch!r} but its layers are FCN-{stride}s's")
+        if at_once is not None and at_once != arch_at_once:
+            raise ValueError(f"at_once={at_once} contradicts the checkpoint's arch={arch!r}; leave at_once unset")
+        at_once = arch_at_once
+    at_once = bool(at_once)
+    if at_once and stride != 8:
+        raise ValueError(f"at_once=True is FCN8sAtOnce's; this checkpoint is FCN-{stride}s")
     width = state["conv1_1.weight"].shape[0] / 64
     num_classes = state["score_fr.weight"].shape[0]
-    net = build_fcn("vgg16", strides[0], num_classes, width=width, alignment="caffe", at_once=at_once)
+    net = build_fcn("vgg16", stride, num_classes, width=width, alignment="caffe", at_once=at_once)
     mine = net.state_dict()
     # The port names every layer as the paper does; ours sit under trunk.<stage>. and head.
     by_layer = {key.split(".", 2)[-1] if key.startswith("trunk.") else key.split(".", 1)[-1]: key for key in mine}
     missing = sorted(by_layer.keys() - state.keys())
     unexpected = sorted(state.keys() - by_layer.keys())
     if missing or unexpected:
-        raise ValueError(f"pytorch-fcn state dict does not match FCN-{strides[0]}s: missing {missing}, unexpected {unexpected}")
+        raise ValueError(f"pytorch-fcn state dict does not match FCN-{stride}s: missing {missing}, unexpected {unexpected}")
     for layer, key in by_layer.items():
         if state[layer].shape != mine[key].shape:
-            raise ValueError(f"{layer} is {tuple(state[layer].shape)}, FCN-{strides[0]}s needs {tuple(mine[key].shape)}")
+            raise ValueError(f"{layer} is {tuple(state[layer].shape)}, FCN-{stride}s needs {tuple(mine[key].shape)}")
         mine[key] = state[layer]
     net.load_state_dict(mine)
     return net
