@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,16 @@ class FCNModule(L.LightningModule):
         module.load_state_dict(checkpoint["state_dict"])
         return module
 
-    def transplant_from(self, path: str | Path) -> None:
+    def transplant_from(self, init_from: str | Path | Mapping[str, str | Path]) -> None:
         """Start from the net of another stage's checkpoint (FCN-32s -> 16s -> 8s, Section 4.2):
-        every shared layer is copied, the new skip score layers keep their zeros."""
-        previous = FCNModule.from_checkpoint(path)
-        transplant(previous.net, self.net)
+        every shared layer is copied, the new skip score layers keep their zeros. A late-fusion
+        net takes ``{stream: checkpoint}`` of single-stream runs (NYUDv2 RGB-HHA from the trained
+        RGB and HHA FCN-32s, as the release's solve.py)."""
+        if isinstance(init_from, Mapping):
+            for stream, path in init_from.items():
+                transplant(FCNModule.from_checkpoint(path).net, self.net, stream=stream)
+        else:
+            transplant(FCNModule.from_checkpoint(init_from).net, self.net)
 
 
 def is_lightning_checkpoint(checkpoint: dict[str, Any]) -> bool:

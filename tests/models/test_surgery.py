@@ -1,9 +1,11 @@
 """Weight surgery: convolutionalization, staged transplant, growing classes, pytorch-fcn import."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from torch import nn
 
 from fcn_lit.models import build_fcn, convolutionalize, grow_classes, import_torchfcn, transplant
 
@@ -55,6 +57,75 @@ def test_staged_transplant_keeps_every_shared_weight():
 def test_transplant_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match="score_fr"):
         transplant(build_fcn("vgg16", 32, 5, width=0.0625), build_fcn("vgg16", 16, 7, width=0.0625))
+
+
+def release_transplant(new_params, params, suffix=""):
+    """The release's surgery.transplant on {layer: [blobs]} numpy dicts: each layer of ``params``
+    is copied flat into ``new_params[layer + suffix]`` when that exists, else dropped."""
+    for p, blobs in params.items():
+        p_new = p + suffix
+        if p_new not in new_params:
+            continue
+        for i, blob in enumerate(blobs):
+            if i > len(new_params[p_new]) - 1:
+                break
+            new_params[p_new][i].flat[:] = blob.ravel()
+    return new_params
+
+
+def release_params(net):
+    """{Caffe layer name: [weight, bias]} as numpy copies; a late-fusion stream's layers carry the
+    stream name as suffix (conv1_1color), as in the release's nyud-fcn32s-color-hha net."""
+    params = {}
+    for name, module in net.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            parts = name.split(".")
+            layer = parts[-1] + (parts[1] if parts[0] == "streams" else "")
+            params[layer] = [t.detach().numpy().copy() for t in (module.weight, module.bias) if t is not None]
+    return params
+
+
+def _randomised_but_upsampling(net, seed):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if "upscore" not in name:  # frozen bilinear in the release and here
+                p.normal_(0, 0.1)
+    return net
+
+
+def test_single_streams_transplant_into_the_late_fusion_streams_as_the_release_does():
+    options = dict(width=0.0625, alignment="aligned")
+    rgb = _randomised_but_upsampling(build_fcn("vgg16", 32, 5, **options), 1).eval()
+    hha = _randomised_but_upsampling(build_fcn("vgg16", 32, 5, **options), 2).eval()
+    fusion = build_fcn("vgg16", 32, 5, fusion="late", streams={"color": 3, "hha": 3}, **options).eval()
+    expected = release_transplant(release_params(fusion), release_params(rgb), "color")
+    expected = release_transplant(expected, release_params(hha), "hha")
+
+    transplant(hha, transplant(rgb, fusion, stream="color"), stream="hha")
+    got = release_params(fusion)
+    assert got.keys() == expected.keys() and "conv1_1color" in got and "score_frhha" in got
+    for layer, blobs in expected.items():
+        for mine, theirs in zip(got[layer], blobs, strict=True):
+            np.testing.assert_array_equal(mine, theirs, err_msg=layer)
+    # Score maps averaged, then one linear upsampling: the fused logits are the streams' mean.
+    x_rgb, x_hha = torch.randn(1, 3, 40, 36), torch.randn(1, 3, 40, 36)
+    with torch.no_grad():
+        torch.testing.assert_close(fusion(torch.cat([x_rgb, x_hha], 1)), (rgb(x_rgb) + hha(x_hha)) / 2,
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_transplant_refuses_to_copy_nothing():
+    single = build_fcn("vgg16", 32, 5, width=0.0625)
+    fusion = build_fcn("vgg16", 32, 5, width=0.0625, fusion="late", streams={"color": 3, "hha": 3})
+    with pytest.raises(ValueError, match="copy nothing.*stream=<name>"):
+        transplant(single, fusion)
+    with pytest.raises(ValueError, match="copy nothing"):
+        transplant(fusion, single)
+    with pytest.raises(ValueError, match=r"stream='depth'.*\['color', 'hha'\]"):
+        transplant(single, fusion, stream="depth")
+    with pytest.raises(ValueError, match="not a late-fusion net"):
+        transplant(single, build_fcn("vgg16", 32, 5, width=0.0625), stream="color")
 
 
 def test_grow_classes_keeps_old_scores_and_adds_zero_ones():

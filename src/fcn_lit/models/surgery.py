@@ -37,11 +37,30 @@ def convolutionalize(classifier: nn.Module) -> nn.Sequential:
     return nn.Sequential(*copy.deepcopy(classifier.features), *fully_connected)
 
 
-def transplant(src: nn.Module, dst: nn.Module) -> nn.Module:
+def transplant(src: nn.Module, dst: nn.Module, *, stream: str | None = None) -> nn.Module:
     """Copy every parameter and buffer of ``src`` that ``dst`` has under the same name into
-    ``dst`` (FCN-32s -> 16s -> 8s, Section 4.2: the new skip score layers keep their zeros)."""
+    ``dst`` (FCN-32s -> 16s -> 8s, Section 4.2: the new skip score layers keep their zeros).
+
+    ``stream`` puts a single-stream FCN into that stream of a late-fusion net, as the release's
+    ``surgery.transplant(new_net, net, suffix='color')`` does for NYUDv2 RGB-HHA: ``src``'s
+    ``trunk.*``/``head.*`` land on ``dst``'s ``streams.<stream>.trunk.*``/``.head.*``. Refuses
+    when nothing would be copied (say, a single-stream net into a fusion net without ``stream``).
+    """
     theirs, mine = src.state_dict(), dst.state_dict()
+    if stream is not None:
+        streams = getattr(dst, "streams", None)
+        if not isinstance(streams, nn.ModuleDict) or stream not in streams:
+            have = list(streams) if isinstance(streams, nn.ModuleDict) else "none (not a late-fusion net)"
+            raise ValueError(f"cannot transplant into stream={stream!r}: the destination's streams are {have}")
+        theirs = {f"streams.{stream}.{k}": v for k, v in theirs.items()}
     shared = theirs.keys() & mine.keys()
+    if not shared:
+        hint = (" A single-stream FCN goes into one stream of a late-fusion net: transplant(src, dst, stream=<name>)."
+                if hasattr(dst, "streams") and stream is None else "")
+        raise ValueError(
+            f"transplant would copy nothing: no parameter name is shared (source {sorted(theirs)[:2]}..., "
+            f"destination {sorted(mine)[:2]}...).{hint}"
+        )
     clash = sorted(k for k in shared if theirs[k].shape != mine[k].shape)
     if clash:
         raise ValueError(
