@@ -40,10 +40,10 @@ def _vgg(**setting: Any) -> dict[str, Any]:
 # ../shared/docs/fcn-reference.md section 5. A run matches an entry when every key of the entry's
 # setting equals the run's (sweeps.run_identity); the entry with the most keys wins.
 PAPER_RESULTS: tuple[PaperResult, ...] = (
-    PaperResult("CVPR Table 1 (VOC2011 val, no extra data)", {"backbone": "alexnet", "width": 1.0, "data": "voc", "stride": 32}, (None, None, 39.8, None)),
+    PaperResult("CVPR Table 1 (VOC2011 val, no extra data)", {"backbone": "caffenet", "width": 1.0, "data": "voc", "stride": 32}, (None, None, 39.8, None)),
     PaperResult("CVPR Table 1 (VOC2011 val, no extra data)", _vgg(data="voc", stride=32), (None, None, 56.0, None)),
     PaperResult("CVPR Table 1 (VOC2011 val, no extra data)", {"backbone": "googlenet", "width": 1.0, "data": "voc", "stride": 32}, (None, None, 42.5, None)),
-    PaperResult("release, seg11valid", {"backbone": "alexnet", "width": 1.0, "data": "voc_sbd", "stride": 32}, (None, None, 48.0, None)),
+    PaperResult("release, seg11valid", {"backbone": "caffenet", "width": 1.0, "data": "voc_sbd", "stride": 32}, (None, None, 48.0, None)),
     PaperResult("release, seg11valid", _vgg(data="voc_sbd", stride=32), (90.48, 76.48, 63.63, 83.46)),
     PaperResult("release, seg11valid", _vgg(data="voc_sbd", stride=16), (None, None, 65.0, None)),
     PaperResult("release, seg11valid", _vgg(data="voc_sbd", stride=8), (91.22, 77.61, 65.51, 84.54)),

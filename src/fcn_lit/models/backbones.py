@@ -42,9 +42,10 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-def _conv_block(name: str, cin: int, cout: int, kernel: int, padding: int, norm: str | None, stride: int = 1):
+def _conv_block(name: str, cin: int, cout: int, kernel: int, padding: int, norm: str | None, stride: int = 1,
+                groups: int = 1):
     """conv{name}, [bn{name}], relu{name}: the Caffe layer names, which pytorch-fcn kept."""
-    layers = [(f"conv{name}", nn.Conv2d(cin, cout, kernel, stride, padding))]
+    layers = [(f"conv{name}", nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups))]
     if norm == "batch":
         layers.append((f"bn{name}", nn.BatchNorm2d(cout)))
     layers.append((f"relu{name}", nn.ReLU(inplace=True)))
@@ -98,7 +99,7 @@ def vgg(name: str, *, width: float, norm: str | None, alignment: str, in_channel
 
 
 def alexnet(*, width: float, norm: str | None, alignment: str, in_channels: int) -> Trunk:
-    """torchvision's AlexNet: taps pool1 (stride 8), pool2 (16), fc7 (32); fc6 is a 6x6 convolution."""
+    """torchvision's AlexNet (not the paper's: see ``caffenet``): taps pool1 (stride 8), pool2 (16), fc7 (32); fc6 is a 6x6 convolution."""
     c1, c2, c3, c4, c5, fc = (scaled(c, width) for c in (64, 192, 384, 256, 256, 4096))
     stride8 = _conv_block("1", in_channels, c1, 11, first_conv_padding(alignment, 11), norm, stride=4)
     stride8.append(("pool1", max_pool(alignment, 3, 2)))
@@ -107,6 +108,36 @@ def alexnet(*, width: float, norm: str | None, alignment: str, in_channels: int)
         _conv_block("3", c2, c3, 3, 1, norm)
         + _conv_block("4", c3, c4, 3, 1, norm)
         + _conv_block("5", c4, c5, 3, 1, norm)
+        + [("pool5", max_pool(alignment, 3, 2))]
+        + _fc_block("fc6", c5, fc, 6, fc_padding(alignment, 6), norm)
+        + _fc_block("fc7", fc, fc, 1, 0, norm)
+    )
+    trunk = Trunk(*(nn.Sequential(OrderedDict(s)) for s in (stride8, stride16, stride32)), (c1, c2, fc))
+    _init_from_scratch(trunk)
+    return trunk
+
+
+def _caffe_lrn() -> nn.LocalResponseNorm:
+    """Caffe's LRN (ACROSS_CHANNELS, local_size 5, alpha 1e-4, beta 0.75, k 1): torch's
+    LocalResponseNorm has the same formula, x / (k + alpha / size * sum of x^2 over the window)^beta,
+    with the window centred and zero-padded as Caffe's."""
+    return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+
+
+def caffenet(*, width: float, norm: str | None, alignment: str, in_channels: int) -> Trunk:
+    """CaffeNet, the AlexNet of the release's voc-fcn-alexnet (CVPR Table 1): conv widths
+    96/256/384/384/256, LRN after pool1 and pool2, conv2/conv4/conv5 in two groups; taps norm1
+    (stride 8), norm2 (16), fc7 (32); fc6 is a 6x6 convolution. Layer names are Caffe's, so a
+    Caffe-converted state dict loads by name (``fcn_lit.models.pretrained.load_caffe_layers``)."""
+    c1, c2, c3, c4, c5, fc = (scaled(c, width) for c in (96, 256, 384, 384, 256, 4096))
+    stride8 = _conv_block("1", in_channels, c1, 11, first_conv_padding(alignment, 11), norm, stride=4)
+    stride8 += [("pool1", max_pool(alignment, 3, 2)), ("norm1", _caffe_lrn())]
+    stride16 = _conv_block("2", c1, c2, 5, 2, norm, groups=2) + [("pool2", max_pool(alignment, 3, 2)),
+                                                                  ("norm2", _caffe_lrn())]
+    stride32 = (
+        _conv_block("3", c2, c3, 3, 1, norm)
+        + _conv_block("4", c3, c4, 3, 1, norm, groups=2)
+        + _conv_block("5", c4, c5, 3, 1, norm, groups=2)
         + [("pool5", max_pool(alignment, 3, 2))]
         + _fc_block("fc6", c5, fc, 6, fc_padding(alignment, 6), norm)
         + _fc_block("fc7", fc, fc, 1, 0, norm)
@@ -198,6 +229,7 @@ BACKBONES: dict[str, Callable[..., Trunk]] = {
     "vgg16": lambda **kw: vgg("vgg16", **kw),
     "vgg19": lambda **kw: vgg("vgg19", **kw),
     "alexnet": alexnet,
+    "caffenet": caffenet,
     "googlenet": googlenet,
     "resnet50": lambda **kw: resnet("resnet50", **kw),
     "resnet101": lambda **kw: resnet("resnet101", **kw),
