@@ -1,19 +1,29 @@
-"""Segment images: `python predict.py ckpt_path=... input=<image, folder or glob> output=<dir>`."""
+"""Segment images: `python predict.py ckpt_path=... input=<image, folder or glob> output=<dir>`.
+Exits with status 1 when some images could not be read (listed last); every other one is segmented."""
+
+import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fcn_lit.predict import predict
+from fcn_lit.predict import UnreadableImages, predict
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    written = predict(
-        cfg.ckpt_path, cfg.input, cfg.output, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-        probabilities=cfg.probabilities, alpha=cfg.alpha, device=cfg.device, normalization=cfg.normalization,
-        speed_options=OmegaConf.to_container(cfg.speed),
-    )
+    failure = None
+    try:
+        written = predict(
+            cfg.ckpt_path, cfg.input, cfg.output, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+            probabilities=cfg.probabilities, alpha=cfg.alpha, device=cfg.device, normalization=cfg.normalization,
+            speed_options=OmegaConf.to_container(cfg.speed),
+        )
+    except UnreadableImages as error:
+        written, failure = error.written, error
     print(f"Wrote {len(written)} files to {cfg.output}")
+    if failure:
+        print(failure, file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from fcn_lit import speed
 from fcn_lit.data import colorize, voc_palette
 from fcn_lit.data.palette import save_index_png
 from fcn_lit.data.base import packaged_list
+from fcn_lit.data.images import READ_ERRORS, displayed_size, read_rgb
 from fcn_lit.data.transforms import CAFFE_MEANS, Normalization, build_normalization
 from fcn_lit.models import import_torchfcn
 from fcn_lit.module import PRIMARY_HEAD, FCNModule, is_lightning_checkpoint
@@ -99,17 +100,37 @@ def find_images(spec: str | Path) -> list[Path]:
     return found
 
 
-def size_batches(paths: list[Path], batch_size: int) -> list[list[int]]:
-    """Indices batched so that each batch holds images of one size (no padding changes the scores)."""
+class UnreadableImages(RuntimeError):
+    """Raised by ``predict`` once every readable image is segmented: the others, each with the reason."""
+
+    def __init__(self, failures: list[tuple[Path, str]], written: list[Path]) -> None:
+        self.failures, self.written = failures, written
+        listed = "\n".join(f"  {path}: {reason}" for path, reason in failures)
+        super().__init__(f"{len(failures)} image(s) could not be read and have no outputs; "
+                         f"re-encode or replace them and predict them again:\n{listed}")
+
+
+def _reason(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def size_batches(paths: list[Path], batch_size: int) -> tuple[list[list[int]], dict[int, str]]:
+    """Indices batched so that each batch holds images of one displayed size (no padding changes the
+    scores), and {index: reason} for the images whose header cannot be read."""
     by_size: dict[tuple[int, int], list[int]] = {}
+    unreadable = {}
     for i, p in enumerate(paths):
-        with Image.open(p) as image:  # reads the header only
-            by_size.setdefault(image.size, []).append(i)
-    return [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
+        try:
+            by_size.setdefault(displayed_size(p), []).append(i)
+        except READ_ERRORS as error:
+            unreadable[i] = _reason(error)
+    batches = [group[i : i + batch_size] for group in by_size.values() for i in range(0, len(group), batch_size)]
+    return batches, unreadable
 
 
 class ImageFiles(Dataset):
-    """RGB images, as uint8 arrays and normalised tensors."""
+    """Photos as displayed (EXIF orientation applied), as uint8 RGB arrays and normalised tensors;
+    ``(index, None, reason)`` for one that cannot be decoded."""
 
     def __init__(self, paths: list[Path], normalization: Normalization) -> None:
         self.paths, self.normalization = paths, normalization
@@ -117,15 +138,22 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, np.ndarray, Tensor]:
-        with Image.open(self.paths[index]) as image:
-            rgb = np.asarray(image.convert("RGB"))
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, Tensor | str]:
+        try:
+            rgb = read_rgb(self.paths[index], "apply")
+        except READ_ERRORS as error:
+            return index, None, _reason(error)
         return index, rgb, self.normalization(rgb)
 
 
-def _collate(items: list[tuple[int, np.ndarray, Tensor]]) -> tuple[list[int], list[np.ndarray], Tensor]:
-    indices, images, tensors = zip(*items, strict=True)
-    return list(indices), list(images), torch.stack(tensors)
+def _collate(items: list[tuple[int, np.ndarray | None, Tensor | str]]):
+    """(indices, images, batch or None, {index: reason} of the images that failed to decode)."""
+    failed = {index: reason for index, rgb, reason in items if rgb is None}
+    good = [item for item in items if item[1] is not None]
+    if not good:
+        return [], [], None, failed
+    indices, images, tensors = zip(*good, strict=True)
+    return list(indices), list(images), torch.stack(tensors), failed
 
 
 def save_outputs(out_dir: Path, stem: str, image: np.ndarray, mask: np.ndarray, palette: np.ndarray,
@@ -157,7 +185,8 @@ def predict(
     speed_options: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> list[Path]:
-    """Segment every image of ``input`` into ``output``; returns the files written."""
+    """Segment every image of ``input`` into ``output``; returns the files written. Images that cannot
+    be read are left out and, once all others are written, raised as ``UnreadableImages``."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     paths = find_images(input)
@@ -167,12 +196,18 @@ def predict(
     net = speed.prepare(predictor.net, options, dev)
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(ImageFiles(paths, predictor.normalization), batch_sampler=size_batches(paths, batch_size),
+    batches, unreadable = size_batches(paths, batch_size)
+    loader = DataLoader(ImageFiles(paths, predictor.normalization), batch_sampler=batches,
                         num_workers=num_workers, collate_fn=_collate)
     written: list[Path] = []
     with Progress(disable=not progress) as bar, speed.inference(options, dev):
         task = bar.add_task(f"Segmenting {len(paths)} images", total=len(paths))
-        for indices, images, batch in loader:
+        bar.advance(task, len(unreadable))
+        for indices, images, batch, failed in loader:
+            unreadable.update(failed)
+            bar.advance(task, len(failed))
+            if batch is None:
+                continue
             logits = net(speed.to_input(batch, options, dev))
             if isinstance(logits, dict):
                 logits = logits[PRIMARY_HEAD]
@@ -182,4 +217,6 @@ def predict(
             for i, image, mask, p in zip(indices, images, masks, probs, strict=True):
                 written += save_outputs(out_dir, paths[i].stem, image, mask, predictor.palette, p, alpha)
             bar.advance(task, len(indices))
+    if unreadable:
+        raise UnreadableImages([(paths[i], unreadable[i]) for i in sorted(unreadable)], written)
     return written

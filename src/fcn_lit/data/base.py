@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from fcn_lit.data.errors import BadSampleError, DataNotFoundError, SplitFileError
+from fcn_lit.data.images import READ_ERRORS, read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,31 @@ def require_dir(path: Path, what: str, fix: str) -> Path:
     return path
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An image file as uint8 HxWx3 RGB; greyscale, palette and CMYK images are converted."""
+def read_image(path: Path, exif_orientation: str = "refuse") -> np.ndarray:
+    """An image file as uint8 HxWx3 RGB (greyscale, palette, CMYK and 16/32-bit images converted);
+    a non-identity EXIF orientation is refused, applied or ignored (``data.exif_orientation``)."""
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"image {path} does not exist: restore it or remove its id from the split file")
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as err:
+        return read_rgb(path, exif_orientation)
+    except BadSampleError:
+        raise
+    except READ_ERRORS as err:
         raise BadSampleError(
             path, f"cannot read the image ({err}); re-download or re-encode it, or set data.skip_bad_samples=true"
         ) from err
+
+
+def lossy_twin(path: Path) -> str:
+    """For a missing .png mask, a note naming the JPEG of the same stem beside it, if there is one."""
+    path = Path(path)
+    twins = [path.with_suffix(s) for s in (".jpg", ".jpeg", ".JPG", ".JPEG")] if path.suffix == ".png" else []
+    twin = next((t for t in twins if t.is_file()), None)
+    if twin is None:
+        return ""
+    return (f" ({twin} is there, but masks must be PNGs: JPEG compression changes the class indices along "
+            "every edge; export the mask as PNG from the original, not by converting the JPEG)")
 
 
 def read_index_png(path: Path) -> np.ndarray:
@@ -66,11 +80,16 @@ def read_index_png(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(
-            f"mask {path} does not exist: every image of the split needs one; "
+            f"mask {path} does not exist{lossy_twin(path)}: every image of the split needs one; "
             "add it, remove the id from the split file, or set data.skip_bad_samples=true"
         )
     try:
         with Image.open(path) as im:
+            if im.format == "JPEG":
+                raise BadSampleError(
+                    path, "mask is a JPEG file under a .png name: JPEG compression changes the class indices "
+                    "along every edge; export the mask as PNG from the original",
+                )
             if im.mode not in ("P", "L"):
                 raise BadSampleError(
                     path,
@@ -128,12 +147,14 @@ def check_sizes(image: np.ndarray, mask: np.ndarray, image_path: object, mask_pa
 class SegmentationDataset(torch.utils.data.Dataset):
     """Base of the data sets: `ds[i] -> (image uint8 HxWxC, target int64 HxW or dict)`.
 
-    Subclasses set `ids`, `class_names` and implement `paths(id)` and `load(id)`.
+    Subclasses set `ids`, `class_names` and implement `paths(id)` and `load(id)`, reading photos with
+    `read_image(path, self.exif_orientation)` ("refuse", "apply" or "ignore": data.exif_orientation).
     With `skip_bad_samples`, unusable samples are logged, recorded in `skipped` and replaced
     by the next usable one instead of raising.
     """
 
     class_names: Sequence[str] = ()
+    exif_orientation: str = "refuse"
 
     def __init__(self, root: Path | str, split: str, skip_bad_samples: bool = False) -> None:
         self.root = Path(root)
@@ -189,7 +210,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         sample_id, absent = missing[0]
         message = (
             f"{len(missing)} of {len(self.ids)} samples of split {self.split!r} lack files, first {sample_id}: "
-            f"{', '.join(map(str, absent))} missing; restore them, remove the ids from the split file, "
+            f"{', '.join(f'{p}{lossy_twin(p)}' for p in absent)} missing; restore them, remove the ids from the split file, "
             "or set data.skip_bad_samples=true"
         )
         if not self.skip_bad_samples:

@@ -55,7 +55,7 @@ class PASCALContext(SegmentationDataset):
 
     def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         paths = self.paths(sample_id)
-        image = read_image(paths["image"])
+        image = read_image(paths["image"], self.exif_orientation)
         full = np.asarray(read_mat(paths["mask"], "LabelMap")).astype(np.int64)
         lookup = label_lookup()
         outside = (full < 0) | (full >= len(lookup))

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from fcn_lit.data import transforms as T
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset, packaged_list
 from fcn_lit.data.errors import DataNotFoundError
+from fcn_lit.data.images import ORIENTATION_CHOICES
 from fcn_lit.data.palette import voc_palette
 
 NAMES = ("voc", "sbd", "voc_sbd", "nyud", "siftflow", "context", "folder", "synthetic")
@@ -52,6 +53,7 @@ class SegmentationDataModule(L.LightningDataModule):
         normalization: str = "imagenet",
         download: bool = False,
         skip_bad_samples: bool = False,
+        exif_orientation: str = "refuse",
         class_names: Sequence[str] | str | None = None,
         sbd_root: str | Path | None = None,
         modalities: Sequence[str] = ("color",),
@@ -67,6 +69,8 @@ class SegmentationDataModule(L.LightningDataModule):
         if name not in NAMES:
             raise ValueError(f"data.name={name!r} is not one of {NAMES}; pick one of the conf/data/*.yaml files")
         T.check_settings(augmentation, batching)
+        if exif_orientation not in ORIENTATION_CHOICES:
+            raise ValueError(f"data.exif_orientation={exif_orientation!r} is not one of {ORIENTATION_CHOICES}")
         if batching == "single" and batch_size != 1:
             raise ValueError(
                 f"data.batch_size={batch_size} with data.batching=single: whole images differ in size; "
@@ -82,6 +86,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.augmentation = augmentation
         self.download = download
         self.skip_bad_samples = skip_bad_samples
+        self.exif_orientation = exif_orientation
         self.sbd_root = Path(sbd_root) if sbd_root else None
         self.modalities = tuple(modalities) if name == "nyud" else ("color",)
         self.images_dir, self.masks_dir = images_dir, masks_dir
@@ -169,6 +174,11 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def build_dataset(self, stage: str) -> SegmentationDataset:
         """The raw data set of `stage` ("train", "val" or "test"), without transforms."""
+        dataset = self._new_dataset(stage)
+        dataset.exif_orientation = self.exif_orientation
+        return dataset
+
+    def _new_dataset(self, stage: str) -> SegmentationDataset:
         split = self.splits[stage]
         skip = self.skip_bad_samples
         if self.name in ("voc", "synthetic") or (self.name == "voc_sbd" and stage != "train"):

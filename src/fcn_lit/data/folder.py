@@ -80,7 +80,7 @@ class SegmentationFolder(SegmentationDataset):
 
     def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         paths = self.paths(sample_id)
-        image = read_image(paths["image"])
+        image = read_image(paths["image"], self.exif_orientation)
         mask = self._read_mask(paths["mask"])
         check_sizes(image, mask, paths["image"], paths["mask"])
         return image, check_labels(mask, self.num_classes, paths["mask"])
@@ -88,7 +88,7 @@ class SegmentationFolder(SegmentationDataset):
     def _read_mask(self, path: Path) -> np.ndarray:
         if self.color_map is None:
             return read_index_png(path)
-        rgb = read_image(path).astype(np.int64)
+        rgb = read_image(path, "ignore").astype(np.int64)
         packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         colours, inverse = np.unique(packed, return_inverse=True)
         unknown = [c for c in colours.tolist() if c not in self.color_map]

@@ -77,7 +77,7 @@ class NYUDv2(SegmentationDataset):
 
     def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         paths = self.paths(sample_id)
-        channels = [read_depth(paths[m]) if m == "depth" else read_image(paths[m]) for m in self.modalities]
+        channels = [read_depth(paths[m]) if m == "depth" else read_image(paths[m], self.exif_orientation) for m in self.modalities]
         for modality, array in zip(self.modalities[1:], channels[1:], strict=True):
             check_sizes(channels[0], array, paths[self.modalities[0]], paths[modality])
         dtype = np.float32 if "depth" in self.modalities else np.uint8

@@ -46,7 +46,7 @@ class SBD(SegmentationDataset):
 
     def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         paths = self.paths(sample_id)
-        image = read_image(paths["image"])
+        image = read_image(paths["image"], self.exif_orientation)
         mask = np.asarray(read_mat(paths["mask"], "GTcls").Segmentation)
         check_sizes(image, mask, paths["image"], paths["mask"])
         return image, check_labels(mask, self.num_classes, paths["mask"])

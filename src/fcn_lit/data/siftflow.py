@@ -64,7 +64,7 @@ class SIFTFlow(SegmentationDataset):
 
     def load(self, sample_id: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         paths = self.paths(sample_id)
-        image = read_image(paths["image"])
+        image = read_image(paths["image"], self.exif_orientation)
         semantic = _shift(np.asarray(read_mat(paths["semantic"], "S")))
         geometric = np.asarray(read_mat(paths["geometric"], "S")).astype(np.int64)
         geometric[geometric == -1] = 0  # geometric void is -1 on disk

@@ -57,7 +57,7 @@ class VOC(SegmentationDataset):
 
     def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         paths = self.paths(sample_id)
-        image = read_image(paths["image"])
+        image = read_image(paths["image"], self.exif_orientation)
         mask = read_index_png(paths["mask"])
         check_sizes(image, mask, paths["image"], paths["mask"])
         return image, check_labels(mask, self.num_classes, paths["mask"])
