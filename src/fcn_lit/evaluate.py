@@ -9,10 +9,11 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from rich.console import Console
 
 from fcn_lit.models import import_torchfcn
+from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import FCNModule, is_lightning_checkpoint
 from fcn_lit.summary import write_json
 from fcn_lit.train import instantiate_all, report_scores
@@ -55,15 +56,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     console = Console()
-    if not is_lightning_checkpoint(checkpoint) and cfg.data.normalization != "caffe":
-        console.print("pytorch-fcn checkpoints expect Caffe input (BGR, 0..255, mean subtracted): "
-                      "using data.normalization=caffe")
-        with open_dict(cfg):
-            cfg.data.normalization = "caffe"
+    lightning = is_lightning_checkpoint(checkpoint)
+    # The input the checkpoint's trunk weights expect; pytorch-fcn's VGG16 was converted from Caffe.
+    backbone = checkpoint["hyper_parameters"]["backbone"] if lightning else {"name": "vgg16", "weights": "caffe"}
+    normalization = input_preprocessing(backbone, cfg.data.get("normalization")).name
+    if not lightning:
+        console.print(f"pytorch-fcn checkpoint: data.normalization={normalization} (its weights came from Caffe)")
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, normalization=normalization)
     datamodule.prepare_data()
     module = load_module(checkpoint, datamodule, at_once=cfg.get("at_once"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=False)

@@ -24,11 +24,10 @@ from fcn_lit.data.base import packaged_list
 from fcn_lit.data.images import READ_ERRORS, displayed_size, read_rgb
 from fcn_lit.data.transforms import CAFFE_MEANS, Normalization, build_normalization
 from fcn_lit.models import import_torchfcn
+from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import PRIMARY_HEAD, FCNModule, is_lightning_checkpoint
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-# Normalisation each trunk weight set expects, when the run's config.yaml is not at hand.
-NORMALIZATION_OF_WEIGHTS = {"torchvision": "imagenet", "caffe": "caffe"}
 
 
 @dataclass
@@ -44,9 +43,9 @@ class Predictor:
 def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> Predictor:
     """A ``Predictor`` from a fcn-lit Lightning checkpoint or a pytorch-fcn (wkentaro) ``.pth``.
 
-    ``normalization`` ("imagenet" | "caffe") overrides the one the model was trained with: by
-    default read from the run's ``config.yaml`` (two levels above ``checkpoints/x.ckpt``), else
-    derived from the trunk's weights (torchvision -> imagenet, caffe -> caffe).
+    The input follows the trunk's weights (``fcn_lit.models.pretrained.WEIGHTS``) unless the run
+    overrode it (``data.normalization`` in the run's ``config.yaml``, two levels above
+    ``checkpoints/x.ckpt``); ``normalization`` ("imagenet" | "googlenet" | "caffe") overrides both.
     """
     path = Path(ckpt_path)
     if not path.is_file():
@@ -56,10 +55,10 @@ def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> P
         module = FCNModule.from_saved(checkpoint)
         hparams = module.hparams
         data = _run_data_config(path)
-        kind = normalization or data.get("normalization") or NORMALIZATION_OF_WEIGHTS[hparams.backbone.get("weights", "torchvision")]
-        if data.get("name") == "nyud" and list(data.get("modalities", ["color"])) != ["color"]:
-            raise ValueError(f"{path} was trained on NYUDv2 {data['modalities']}: predict reads RGB images only")
-        means = CAFFE_MEANS.get(data.get("name"), CAFFE_MEANS["voc"])
+        kind = input_preprocessing(hparams.backbone, normalization or data.get("normalization"))
+        if list(data.get("modalities", ["color"])) != ["color"]:
+            raise ValueError(f"{path} was trained on {data['modalities']}: predict reads RGB images only")
+        means = CAFFE_MEANS.get(data.get("name"), {})
         names = list(hparams.class_names or [str(i) for i in range(hparams.num_classes)])
         net = module.net
     elif "conv1_1.weight" in checkpoint.get("model_state_dict", checkpoint):

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from fcn_lit.checkpointing import AtomicCheckpointIO
+from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import PRIMARY_HEAD, FCNModule
 from fcn_lit.report import print_config
 from fcn_lit.summary import named_scores, print_scores, write_json
@@ -44,7 +45,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
+    # The input the trunk's weights expect (fcn_lit.models.pretrained.WEIGHTS), unless data.normalization overrides it.
+    normalization = input_preprocessing(cfg.model.backbone, cfg.data.get("normalization")).name
+    datamodule = instantiate(cfg.data, normalization=normalization)
     # Fail before building the net and the trainer when the data is missing or broken.
     datamodule.prepare_data()
     module: FCNModule = instantiate(

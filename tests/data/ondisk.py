@@ -108,3 +108,12 @@ def write_nyud(root: Path, splits: dict[str, list[str]], seed: int = 0, size=(12
             written[sample_id] = {"color": color, "hha": hha, "depth": depth, "labels": labels}
         (root / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return written
+
+
+def write_context(root: Path, label_map: np.ndarray, sample_id: str = "2008_000002", split: str = "train") -> None:
+    """PASCAL-Context layout: VOC2010/JPEGImages/{id}.jpg, VOC2010/ImageSets/Main/{split}.txt, trainval/{id}.mat."""
+    voc = root / "VOC2010"
+    write_jpeg(voc / "JPEGImages" / f"{sample_id}.jpg", np.random.default_rng(0), *label_map.shape)
+    (voc / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    (voc / "ImageSets" / "Main" / f"{split}.txt").write_text(f"{sample_id}\n")
+    write_mat(root / "trainval" / f"{sample_id}.mat", LabelMap=label_map)

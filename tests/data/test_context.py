@@ -1,20 +1,12 @@
 import numpy as np
 import pytest
-from ondisk import write_jpeg, write_mat
+from ondisk import write_context as make_context
 
 from fcn_lit.data import PASCALContext
 from fcn_lit.data.errors import BadSampleError
 
 # Indices from the official label lists (classes-400.txt, classes-59.txt): full label -> 59-class index.
 OFFICIAL = {2: 1, 397: 11, 19: 52, 80: 28, 1: 0, 81: 0, 304: 0, 0: 0}
-
-
-def make_context(root, label_map):
-    voc = root / "VOC2010"
-    write_jpeg(voc / "JPEGImages" / "2008_000002.jpg", np.random.default_rng(0), *label_map.shape)
-    (voc / "ImageSets" / "Main").mkdir(parents=True)
-    (voc / "ImageSets" / "Main" / "train.txt").write_text("2008_000002\n")
-    write_mat(root / "trainval" / "2008_000002.mat", LabelMap=label_map)
 
 
 def test_context_maps_the_full_labels_to_59_classes_and_background(tmp_path):

@@ -13,7 +13,7 @@ CLASSES = ["background", "disk", "box", "ring"]
 @pytest.fixture
 def run_checkpoint(tmp_path):
     """(checkpoint path, module): a tiny FCN-8s with random weights saved like a Lightning
-    checkpoint, the run's config.yaml two levels up saying data.normalization=imagenet."""
+    checkpoint, the run's config.yaml two levels up saying data.normalization=null (the weights')."""
     cfg = compose_config(tmp_path / "run", [*TINY, "model.net.alignment=caffe"])
     module = instantiate(cfg.model, num_classes=len(CLASSES), class_names=CLASSES).eval()
     randomize(module.net)

@@ -82,12 +82,13 @@ def test_bf16_autocast_agrees_with_fp32_at_bf16_precision(tmp_path, run_checkpoi
 def test_normalization_comes_from_the_run_config_or_the_weights(tmp_path, run_checkpoint):
     ckpt, _ = run_checkpoint
     config = ckpt.parent.parent / "config.yaml"
-    config.write_text(config.read_text().replace("normalization: imagenet", "normalization: caffe"))
+    assert "normalization: null" in config.read_text()  # null: what the weights expect
+    config.write_text(config.read_text().replace("normalization: null", "normalization: caffe"))
     caffe = load_predictor(ckpt).normalization
-    assert caffe.order == (2, 1, 0) and caffe.std == (1.0, 1.0, 1.0)
+    assert caffe.preprocessing.bgr and caffe.preprocessing.std == (1.0, 1.0, 1.0)
     config.unlink()  # without the run directory: the trunk's torchvision weights mean ImageNet
     imagenet = load_predictor(ckpt).normalization
-    np.testing.assert_allclose(imagenet.mean, 255 * MEAN, rtol=1e-6)
+    np.testing.assert_allclose(imagenet.preprocessing.mean, MEAN, rtol=1e-6)
     assert load_predictor(ckpt, normalization="caffe").normalization == caffe
 
 

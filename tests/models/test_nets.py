@@ -115,8 +115,11 @@ def test_caffe_weights_error_names_the_file(tmp_path):
 
 
 def test_preprocessing_follows_the_weights():
-    caffe = preprocessing("caffe")
-    assert caffe["bgr"] and caffe["scale"] == 1.0 and caffe["mean"][0] == pytest.approx(104.00699)
-    tv = preprocessing("torchvision", "vgg16")
-    assert not tv["bgr"] and tv["mean"] == (0.485, 0.456, 0.406)
-    assert preprocessing("torchvision", "googlenet")["std"] == (0.5, 0.5, 0.5)
+    caffe = preprocessing("vgg16", "caffe")
+    assert caffe.bgr and caffe.divisor == 1.0 and caffe.mean[0] == pytest.approx(104.00699)
+    tv = preprocessing("vgg16", "torchvision")
+    assert not tv.bgr and tv.mean == (0.485, 0.456, 0.406)
+    # GoogLeNet's transform_input makes its effective std 0.5 (checked against torchvision in test_preprocessing)
+    assert preprocessing("googlenet", "torchvision").input_transform == "googlenet"
+    with pytest.raises(ValueError, match="weights='caffe' is not one of backbone='alexnet'"):
+        preprocessing("alexnet", "caffe")

@@ -50,7 +50,7 @@ class SegmentationDataModule(L.LightningDataModule):
         batching: str = "single",
         crop_size: int | Sequence[int] = 320,
         augmentation: str = "none",
-        normalization: str = "imagenet",
+        normalization: str | None = None,
         download: bool = False,
         skip_bad_samples: bool = False,
         exif_orientation: str = "refuse",
@@ -98,8 +98,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.ignore_index = IGNORE_INDEX
         self.in_channels = sum(T.CHANNELS[m] for m in self.modalities)
         self.task_heads = {"semantic": 33, "geometric": 3} if name == "siftflow" else None
-        means = T.CAFFE_MEANS.get(name, T.CAFFE_MEANS["voc"])
-        self.normalization = T.build_normalization(normalization, self.modalities, means)
+        self.normalization = T.build_normalization(normalization or "imagenet", self.modalities,
+                                                   T.CAFFE_MEANS.get(name, {}))
         self.train_dataset: SegmentationDataset | None = None
         self.val_dataset: SegmentationDataset | None = None
         self.test_dataset: SegmentationDataset | None = None

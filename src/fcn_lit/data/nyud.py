@@ -38,8 +38,10 @@ def read_depth(path: Path) -> np.ndarray:
             depth = np.asarray(im, dtype=np.float32)
     except OSError as err:
         raise BadSampleError(path, f"cannot read the depth image ({err}); re-download it") from err
-    # Gupta's depth is filled in; clamp to 1 mm so a stray 0 cannot become -inf.
-    return (np.log(np.maximum(depth, 1.0)) - MEAN_LOG_DEPTH)[..., None]
+    # Gupta's depth is filled in; clamp to 1 mm so a stray 0 cannot become -inf. As nyud_layers.py:
+    # float32 log, then `d -= np.array((7.844,))`: subtracted in float64, rounded once.
+    log_depth = np.log(np.maximum(depth, np.float32(1.0)))
+    return (log_depth.astype(np.float64) - MEAN_LOG_DEPTH).astype(np.float32)[..., None]
 
 
 class NYUDv2(SegmentationDataset):

@@ -9,19 +9,19 @@ from dataclasses import dataclass
 import albumentations as A
 import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 
 from fcn_lit.data.base import IGNORE_INDEX, Target
+from fcn_lit.models.pretrained import IMAGENET, INCEPTION_MEAN, INCEPTION_STD, PREPROCESSINGS, Preprocessing
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Channels each input modality contributes to the stacked image (NYUDv2 stacks several).
 CHANNELS = {"color": 3, "hha": 3, "depth": 1}
 BATCHINGS = ("single", "pad", "crop")
 AUGMENTATIONS = ("none", "modern")
-NORMALIZATIONS = ("imagenet", "caffe")
 # Per data set mean of each modality, BGR 0..255 for colour (the reference's data layers).
 CAFFE_MEANS: dict[str, dict[str, tuple[float, ...]]] = {
     "voc": {"color": (104.00699, 116.66877, 122.67892)},
+    "context": {"color": (104.007, 116.669, 122.679)},
     "nyud": {"color": (116.190, 97.203, 92.318), "hha": (132.431, 94.076, 118.477)},
     "siftflow": {"color": (114.578, 115.294, 108.353)},
 }
@@ -29,56 +29,80 @@ CAFFE_MEANS: dict[str, dict[str, tuple[float, ...]]] = {
 
 @dataclass(frozen=True)
 class Normalization:
-    """`(image[..., order] - mean) / std` per channel, image in 0..255; and its inverse for pictures."""
+    """Raw pixels (HxWxC, modalities stacked along channels) -> the float32 (C, H, W) tensor the
+    trunk's weights were trained on (``preprocessing``, from ``fcn_lit.models.pretrained.WEIGHTS``).
 
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    order: tuple[int, ...]
+    Three-channel modalities (colour, HHA) are images and get the weights' preprocessing; colour is
+    flipped to BGR where the weights want it. Other modalities (NYUDv2's one-channel depth) arrive
+    normalised by the data set and pass through. ``caffe_means``: the data set's mean per modality.
+    """
+
+    preprocessing: Preprocessing = IMAGENET
+    modalities: tuple[tuple[str, int], ...] = (("color", 3),)
+    caffe_means: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        x = np.asarray(image, dtype=np.float32)[..., list(self.order)]
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        image = np.asarray(image)
+        blocks, start = [], 0
+        for modality, channels in self.modalities:
+            blocks.append(self._block(modality, image[..., start : start + channels]))
+            start += channels
+        return torch.cat(blocks)
+
+    def _mean(self, modality: str) -> tuple[float, ...]:
+        p = self.preprocessing
+        means = dict(self.caffe_means)
+        if not p.dataset_mean or modality not in means and modality == "color":
+            return p.mean
+        if modality not in means:
+            raise ValueError(f"{p.name} input needs the data set's mean of {modality!r}; it declares {sorted(means)}")
+        return means[modality]
+
+    def _order(self, modality: str) -> list[int]:
+        return [2, 1, 0] if self.preprocessing.bgr and modality == "color" else [0, 1, 2]
+
+    def _block(self, modality: str, pixels: np.ndarray) -> torch.Tensor:
+        if pixels.shape[-1] != 3:
+            return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32))
+        p, pixels = self.preprocessing, pixels[..., self._order(modality)]
+        if p.dataset_mean:
+            # The release's layers: `in_ = np.array(im, np.float32)[..., ::-1]; in_ -= mean` with a
+            # float64 mean: subtracted in float64, rounded once to float32. std is 1.
+            x = (pixels.astype(np.float64) - np.asarray(self._mean(modality), np.float64)).astype(np.float32)
+            return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+        # torchvision's ImageClassification: convert_image_dtype (x / 255), then normalize.
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).to(torch.float32) / p.divisor
+        x = TF.normalize(x, list(p.mean), list(p.std))
+        if p.input_transform == "googlenet":  # torchvision GoogLeNet._transform_input, per channel
+            x = torch.cat([x[c : c + 1] * (p.std[c] / INCEPTION_STD) + (p.mean[c] - INCEPTION_MEAN) / INCEPTION_STD
+                           for c in range(3)])
+        return x
 
     def denormalize(self, image: torch.Tensor) -> np.ndarray:
-        """A normalised (C, H, W) tensor back to uint8 HxWx3 in the data set's channel order (RGB)."""
-        x = image.detach().cpu().float().numpy().transpose(1, 2, 0)
-        x = x * np.asarray(self.std, np.float32) + np.asarray(self.mean, np.float32)
-        x = x[..., np.argsort(self.order)][..., :3]
-        if x.shape[-1] < 3:
-            x = np.repeat(x[..., :1], 3, axis=-1)
-        return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        """A normalised (C, H, W) tensor back to uint8 HxWx3 RGB (the first modality), for pictures."""
+        p = self.preprocessing
+        modality, channels = self.modalities[0]
+        x = image[:channels].detach().cpu().double().numpy().transpose(1, 2, 0)
+        if channels != 3:
+            return np.clip(np.rint(np.repeat(x[..., :1], 3, axis=-1)), 0, 255).astype(np.uint8)
+        if p.input_transform == "googlenet":
+            x = (x - (np.asarray(p.mean) - INCEPTION_MEAN) / INCEPTION_STD) / (np.asarray(p.std) / INCEPTION_STD)
+        x = (x * np.asarray(p.std) + np.asarray(self._mean(modality))) * p.divisor
+        return np.clip(np.rint(x[..., np.argsort(self._order(modality))]), 0, 255).astype(np.uint8)
 
 
 def build_normalization(
-    kind: str, modalities: Sequence[str] = ("color",), caffe_means: dict[str, Sequence[float]] | None = None
+    preprocessing: Preprocessing | str = IMAGENET,
+    modalities: Sequence[str] = ("color",),
+    caffe_means: dict[str, Sequence[float]] | None = None,
 ) -> Normalization:
-    """Normalisation matching the trunk's weights.
-
-    "imagenet": RGB scaled to 0..1 then the ImageNet mean/std (torchvision weights).
-    "caffe": colour flipped to BGR, 0..255, the data set's mean subtracted (Caffe weights); HHA keeps
-    its channel order; depth arrives already as log(depth) - mean.
-    """
-    if kind not in NORMALIZATIONS:
-        raise ValueError(f"data.normalization={kind!r} is not one of {NORMALIZATIONS}; pick one")
-    caffe_means = caffe_means or {}
-    mean: list[float] = []
-    std: list[float] = []
-    order: list[int] = []
-    for modality in modalities:
-        start = len(order)
-        channels = list(range(start, start + CHANNELS[modality]))
-        if modality == "depth":
-            mean, std, order = mean + [0.0], std + [1.0], order + channels
-        elif kind == "imagenet":
-            mean += [255 * m for m in IMAGENET_MEAN]
-            std += [255 * s for s in IMAGENET_STD]
-            order += channels
-        else:
-            mean += list(caffe_means[modality])
-            std += [1.0] * 3
-            order += channels[::-1] if modality == "color" else channels
-    return Normalization(tuple(mean), tuple(std), tuple(order))
+    """The normalisation of `preprocessing` (or its name) for images stacking `modalities`."""
+    if isinstance(preprocessing, str):
+        if preprocessing not in PREPROCESSINGS:
+            raise ValueError(f"data.normalization={preprocessing!r} is not one of {tuple(PREPROCESSINGS)}; pick one")
+        preprocessing = PREPROCESSINGS[preprocessing]
+    means = tuple((m, tuple(float(v) for v in mean)) for m, mean in (caffe_means or {}).items())
+    return Normalization(preprocessing, tuple((m, CHANNELS[m]) for m in modalities), means)
 
 
 def check_settings(augmentation: str, batching: str) -> None:

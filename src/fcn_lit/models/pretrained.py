@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.error import URLError
 
 import torch
@@ -12,7 +16,8 @@ from torch import Tensor
 
 from fcn_lit.models.backbones import Trunk
 
-WEIGHTS = ("torchvision", "caffe")
+log = logging.getLogger(__name__)
+
 # Caffe-converted ImageNet weights, default file names under $TORCH_HOME/hub/checkpoints:
 # - vgg16: pytorch-fcn's VGG16 converted to torchvision's layout (features.0.weight, ...), loaded
 #   in layer order like torchvision's;
@@ -22,7 +27,7 @@ WEIGHTS = ("torchvision", "caffe")
 #   the convolutionalized (4096, 256, 6, 6), fc7 (4096, 4096[, 1, 1]), fc8 ignored), weights in
 #   Caffe's BGR channel order; loaded by name (load_caffe_layers). No torchvision weights exist.
 CAFFE_FILES = {"vgg16": "vgg16_from_caffe.pth", "caffenet": "caffenet_from_caffe.pth"}
-CAFFE_ONLY = ("caffenet",)
+CAFFE_LAYOUT = ("caffenet",)  # loaded by layer name rather than in torchvision's order
 # torchvision state-dict prefixes of the classifier layers that FCN discards (fc8, aux heads).
 DISCARDED = {
     "vgg16": ("classifier.6.",),
@@ -34,21 +39,77 @@ DISCARDED = {
     "resnet101": ("fc.",),
 }
 
-_IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225), "bgr": False, "scale": 1 / 255}
-# torchvision's GoogLeNet weights came from TensorFlow; its transform_input maps to this.
-_INCEPTION = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "bgr": False, "scale": 1 / 255}
-# Caffe VGG16: BGR pixels in 0..255 minus the ILSVRC mean (fcn-reference section 1).
-_CAFFE = {"mean": (104.00699, 116.66877, 122.67892), "std": (1.0, 1.0, 1.0), "bgr": True, "scale": 1.0}
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The input a set of weights was trained on, from raw 0..255 RGB pixels (torchvision's
+    ``Weights.transforms`` as plain data): ``x = (pixels[..., ::-1 if bgr] / divisor - mean) / std``,
+    then ``input_transform``.
+
+    ``dataset_mean``: the Caffe convention, where the release's data layers subtract the data set's
+    own mean (``SegmentationDataset.caffe_means``; ``mean`` where a data set declares none), in
+    float64 with one rounding to float32, as numpy's ``float32_image -= float64_mean``.
+    ``input_transform="googlenet"``: torchvision's GoogLeNet ``transform_input``, which its weights
+    (converted from TensorFlow) switch on: ImageNet-normalised input mapped to ``(x / 255 - 0.5) / 0.5``.
+    """
+
+    name: str
+    bgr: bool
+    divisor: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    dataset_mean: bool = False
+    input_transform: str | None = None
 
 
-def preprocessing(weights: str = "torchvision", backbone: str = "vgg16") -> dict:
-    """Input normalisation the trunk's weights expect, as plain data:
-    ``x = (pixels[..., ::-1 if bgr] * scale - mean) / std`` on 0..255 RGB pixels."""
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights={weights!r} is not one of {WEIGHTS}")
-    if weights == "caffe":
-        return dict(_CAFFE)
-    return dict(_INCEPTION if backbone == "googlenet" else _IMAGENET)
+# torchvision's ImageNet weights: pixels / 255, then Normalize(mean, std) (its ImageClassification).
+IMAGENET = Preprocessing("imagenet", bgr=False, divisor=255.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+GOOGLENET = replace(IMAGENET, name="googlenet", input_transform="googlenet")
+# The Inception convention that GoogLeNet's transform_input maps to: (x / 255 - 0.5) / 0.5.
+INCEPTION_MEAN = INCEPTION_STD = 0.5
+# Caffe weights: BGR pixels in 0..255 minus a mean (fcn-reference section 1); the ILSVRC mean where
+# the data set declares none.
+CAFFE = Preprocessing("caffe", bgr=True, divisor=1.0, mean=(104.00699, 116.66877, 122.67892),
+                      std=(1.0, 1.0, 1.0), dataset_mean=True)
+PREPROCESSINGS = {p.name: p for p in (IMAGENET, GOOGLENET, CAFFE)}
+
+# Every trunk's weight sources and the input each expects: the one place a trunk's input convention
+# is written. Training, evaluation, predict and export all read it (``input_preprocessing``).
+WEIGHTS: dict[str, dict[str, Preprocessing]] = {
+    "vgg16": {"torchvision": IMAGENET, "caffe": CAFFE},
+    "vgg19": {"torchvision": IMAGENET},
+    "alexnet": {"torchvision": IMAGENET},
+    "googlenet": {"torchvision": GOOGLENET},
+    "resnet50": {"torchvision": IMAGENET},
+    "resnet101": {"torchvision": IMAGENET},
+    "caffenet": {"caffe": CAFFE},
+}
+
+
+def preprocessing(backbone: str = "vgg16", weights: str = "torchvision") -> Preprocessing:
+    """The input ``backbone``'s ``weights`` expect."""
+    sources = WEIGHTS.get(backbone)
+    if sources is None:
+        raise ValueError(f"backbone={backbone!r} is not one of {tuple(WEIGHTS)}")
+    if weights not in sources:
+        only = f"; it has {next(iter(sources)).title()} ImageNet weights only" if len(sources) == 1 else ""
+        raise ValueError(f"weights={weights!r} is not one of backbone={backbone!r}'s weights {tuple(sources)}{only}: "
+                         "set model.backbone.weights to one of them")
+    return sources[weights]
+
+
+def input_preprocessing(backbone: Mapping[str, Any], override: str | None = None) -> Preprocessing:
+    """The preprocessing a model config's trunk (``model.backbone``: name, weights) expects;
+    ``override`` (``data.normalization``, a name of ``PREPROCESSINGS``) replaces it, logged when it differs."""
+    expected = preprocessing(backbone["name"], backbone.get("weights", "torchvision"))
+    if override is None or override == expected.name:
+        return expected
+    if override not in PREPROCESSINGS:
+        raise ValueError(f"data.normalization={override!r} is not one of {tuple(PREPROCESSINGS)} or null "
+                         "(null: what the trunk's weights expect)")
+    log.warning("data.normalization=%s overrides the %s input that %s's %s weights expect",
+                override, expected.name, backbone["name"], backbone.get("weights", "torchvision"))
+    return PREPROCESSINGS[override]
 
 
 def default_caffe_path(backbone: str = "vgg16") -> Path:
@@ -58,11 +119,8 @@ def default_caffe_path(backbone: str = "vgg16") -> Path:
 def imagenet_state_dict(backbone: str, weights: str = "torchvision", weights_path: str | None = None) -> dict[str, Tensor]:
     """torchvision's ImageNet state dict for ``backbone`` (downloaded into torchvision's cache on
     first use), or a Caffe-converted state dict (VGG16, CaffeNet) from ``weights_path``."""
-    if backbone in CAFFE_ONLY and weights != "caffe":
-        raise ValueError(f"backbone={backbone!r} has Caffe ImageNet weights only: use weights=caffe")
+    preprocessing(backbone, weights)  # raises unless the table lists these weights for the trunk
     if weights == "caffe":
-        if backbone not in CAFFE_FILES:
-            raise ValueError(f"weights='caffe' exists for backbones {sorted(CAFFE_FILES)} only, not {backbone!r}")
         path = Path(weights_path) if weights_path else default_caffe_path(backbone)
         if not path.is_file():
             raise FileNotFoundError(
@@ -89,7 +147,7 @@ def load_imagenet(trunk: Trunk, backbone: str, state: dict[str, Tensor]) -> None
     input channels beyond RGB get the mean of the RGB filters (RGB-D early fusion, Section 5.3)."""
     theirs = [(k, v) for k, v in state.items() if not k.startswith(DISCARDED[backbone])]
     mine = trunk.state_dict()
-    if backbone in CAFFE_ONLY:
+    if backbone in CAFFE_LAYOUT:
         load_caffe_layers(trunk, dict(theirs))
         return
     if len(theirs) != len(mine):

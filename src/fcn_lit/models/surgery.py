@@ -105,7 +105,7 @@ TORCHFCN_ARCHS = {"FCN32s": (32, False), "FCN16s": (16, False), "FCN8s": (8, Fal
 def import_torchfcn(checkpoint: Mapping[str, Tensor], *, at_once: bool | None = None) -> FCN:
     """An FCN-32s/16s/8s VGG16 from a pytorch-fcn (wkentaro) checkpoint, the stride read from its
     keys, in Caffe alignment so it gives the port's logits. The port's files converted from Caffe
-    expect BGR 0..255 mean-subtracted input: ``preprocessing("caffe")``.
+    expect BGR 0..255 mean-subtracted input: ``preprocessing("vgg16", "caffe")``.
 
     A checkpoint of the port's trainer (``{"arch": "FCN8sAtOnce", "model_state_dict": ...}``) says
     its class: the at-once scaling follows from it, and an unknown arch is refused. A bare state
