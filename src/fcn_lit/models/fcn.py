@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from fcn_lit.models.alignment import check_alignment
 from fcn_lit.models.backbones import ALWAYS_NORMALISED, BACKBONES, Trunk, build_trunk
 from fcn_lit.models.heads import FINAL_UPSCORE, STRIDES, SkipHead
-from fcn_lit.models.pretrained import imagenet_state_dict, load_imagenet, preprocessing
+from fcn_lit.models.pretrained import SOURCES, imagenet_state_dict, load_imagenet, preprocessing
 
 NORMS = (None, "batch")
 
@@ -72,6 +72,8 @@ def _check(backbone, stride, width, pretrained, norm, alignment, weights, in_cha
     if pretrained and norm == "batch" and backbone not in ALWAYS_NORMALISED:
         raise ValueError(f"norm='batch' has no ImageNet weights for {backbone}; use norm=null or pretrained=false")
     check_alignment(alignment)
+    if weights not in SOURCES:
+        raise ValueError(f"weights={weights!r} is not one of {SOURCES}")
     if pretrained:
         preprocessing(backbone, weights)  # raises unless the table lists these weights for the trunk
     if pretrained and in_channels < 3:

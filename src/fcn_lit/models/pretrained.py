@@ -84,6 +84,7 @@ WEIGHTS: dict[str, dict[str, Preprocessing]] = {
     "resnet101": {"torchvision": IMAGENET},
     "caffenet": {"caffe": CAFFE},
 }
+SOURCES = tuple(dict.fromkeys(source for sources in WEIGHTS.values() for source in sources))
 
 
 def preprocessing(backbone: str = "vgg16", weights: str = "torchvision") -> Preprocessing:
