@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
 
+from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import FCNModule, is_lightning_checkpoint
@@ -48,13 +48,8 @@ def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool | Non
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on ``cfg.data``'s test split; returns the scores (also metrics.json)."""
-    path = Path(cfg.ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ckpt_path={path} does not exist: give a .ckpt from a run's checkpoints/ folder or a "
-            "pytorch-fcn .pth file"
-        )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    path = local_checkpoint(cfg.ckpt_path)
+    checkpoint = load_checkpoint(path)
     console = Console()
     lightning = is_lightning_checkpoint(checkpoint)
     # The input the checkpoint's trunk weights expect; pytorch-fcn's VGG16 was converted from Caffe.

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
+from fcn_lit.checkpointing import CheckpointError, load_checkpoint
 from fcn_lit.losses import segmentation_loss
 from fcn_lit.metrics import SegmentationMetrics
 from fcn_lit.models import build_fcn, transplant
-from fcn_lit.optim import build_optimizer, build_scheduler
+from fcn_lit.optim import apply_configured_settings, build_optimizer, build_scheduler
 
 PRIMARY_HEAD = "semantic"
 
@@ -126,11 +127,22 @@ class FCNModule(L.LightningModule):
                                     **self.hparams.scheduler)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_train_start(self) -> None:
+        """A resumed fit trains with the config's optimizer settings, not the checkpoint's."""
+        if self.trainer.ckpt_path:
+            changes = apply_configured_settings(self.optimizers().optimizer, self.lr_schedulers(),
+                                                build_optimizer(self.net, **self.hparams.optimizer))
+            if changes:
+                rank_zero_info("Resumed with the config's optimizer settings, not the checkpoint's: " + "; ".join(changes))
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, **overrides: Any) -> FCNModule:
-        """The module saved in a Lightning checkpoint, rebuilt from its plain-data hyperparameters
-        (``torch.load(weights_only=True)``); ``overrides`` replace saved hyperparameters."""
-        return cls.from_saved(torch.load(path, map_location="cpu", weights_only=True), **overrides)
+        """The module saved in a Lightning checkpoint (a path or URL), rebuilt from its plain-data
+        hyperparameters (loaded with ``weights_only=True``); ``overrides`` replace saved hyperparameters."""
+        checkpoint = load_checkpoint(path)
+        if not is_lightning_checkpoint(checkpoint):
+            raise CheckpointError(f"{path} is not a checkpoint written by train.py (no hyper_parameters and state_dict)")
+        return cls.from_saved(checkpoint, **overrides)
 
     @classmethod
     def from_saved(cls, checkpoint: dict[str, Any], **overrides: Any) -> FCNModule:

@@ -102,3 +102,26 @@ def build_scheduler(
         return warmup * decay
 
     return LambdaLR(optimizer, factor)
+
+
+def apply_configured_settings(optimizer: Optimizer, scheduler: LambdaLR, configured: Optimizer) -> list[str]:
+    """Give an optimizer and its schedule restored from a checkpoint the hyperparameters of
+    ``configured`` (built from the config now): lr, momentum, weight decay, betas per group. The
+    schedule keeps its step and recomputes each group's lr from the new base lr. Returns the changes
+    as 'group key: old -> new'."""
+    changes = []
+    for group, new in zip(optimizer.param_groups, configured.param_groups, strict=True):
+        old_base = group.get("initial_lr", group["lr"])
+        if old_base != new["lr"]:
+            changes.append(f"{group.get('name', '')} lr: {old_base:g} -> {new['lr']:g}")
+        group["initial_lr"] = new["lr"]
+        for key, value in new.items():
+            if key not in ("params", "lr", "initial_lr") and group.get(key) != value:
+                changes.append(f"{group.get('name', '')} {key}: {group.get(key)} -> {value}")
+                group[key] = value
+    scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+    scheduler._last_lr = []
+    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * factor(scheduler.last_epoch)
+        scheduler._last_lr.append(group["lr"])
+    return changes

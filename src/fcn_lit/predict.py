@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from fcn_lit import speed
+from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.data import colorize, voc_palette
 from fcn_lit.data.palette import save_index_png
 from fcn_lit.data.base import packaged_list
@@ -47,10 +48,8 @@ def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> P
     overrode it (``data.normalization`` in the run's ``config.yaml``, two levels above
     ``checkpoints/x.ckpt``); ``normalization`` ("imagenet" | "googlenet" | "caffe") overrides both.
     """
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={str(path)!r} does not exist: give a checkpoint written by train.py")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    path = local_checkpoint(ckpt_path)
+    checkpoint = load_checkpoint(path)
     if is_lightning_checkpoint(checkpoint):
         module = FCNModule.from_saved(checkpoint)
         hparams = module.hparams

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,16 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig
 from rich.console import Console
 
-from fcn_lit.checkpointing import AtomicCheckpointIO
+from fcn_lit.checkpointing import AtomicCheckpointIO, check_resumable, load_checkpoint, local_checkpoint, logged_steps
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import PRIMARY_HEAD, FCNModule
+from fcn_lit.preemption import CheckpointOnSignal
 from fcn_lit.report import print_config
+from fcn_lit.rundir import record_config, run_directory_lock
 from fcn_lit.summary import named_scores, print_scores, write_json
 from fcn_lit.sweeps import check_multirun_ddp
 from fcn_lit.visualize import save_comparison
@@ -30,17 +34,24 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and report one run; returns the scores and the paths it wrote. A config with
-    ``stages`` runs staged fine-tuning instead (fcn_lit.staged)."""
+    ``stages`` runs staged fine-tuning instead (fcn_lit.staged). The run holds its directory's lock
+    (fcn_lit.rundir); a resume checks its checkpoint before it writes anything there."""
     check_multirun_ddp(cfg)
     if cfg.get("stages"):
         from fcn_lit.staged import train_staged
 
         return train_staged(cfg)
-    start = time.perf_counter()
     console = Console()
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    with run_directory_lock(run_dir, console):
+        return _train(cfg, run_dir, console)
+
+
+def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
+    start = time.perf_counter()
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), run_dir)
+    checkpoint = load_checkpoint(ckpt_path, mmap=True) if ckpt_path else None
     print_config(cfg, console)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -58,20 +69,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ignore_index=datamodule.ignore_index,
         excluded_classes=datamodule.excluded_classes,
     )
+    if checkpoint is not None and cfg.get("train", True):
+        check_resumable(checkpoint, ckpt_path, module)
+    step = logged_steps(checkpoint) if checkpoint is not None else None
+    del checkpoint
     if cfg.get("init_from"):
         module.transplant_from(cfg.init_from)
+    continues = record_config(run_dir, cfg, ckpt_path, step)
+    loggers = instantiate_all(cfg.get("logger"))
+    if continues:
+        for logger in loggers:
+            if hasattr(logger, "continue_from"):
+                logger.continue_from(step)
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=instantiate_all(cfg.get("callbacks")),
-        logger=instantiate_all(cfg.get("logger")) or False,
+        logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
     )
 
-    ckpt_path = _resolve_ckpt(cfg.get("ckpt_path"), run_dir)
     if cfg.get("train", True):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except SIGTERMException:
+            raise SystemExit(_stopped_by_signal(trainer, console)) from None
     best = _best_checkpoint(trainer) or (None if cfg.get("train", True) else ckpt_path)
-    results: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": best}
+    results: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": best and str(best)}
     if best and trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
         results["best_val_mean_iu"] = trainer.checkpoint_callback.best_model_score.item()
     if cfg.get("test", True):
@@ -87,11 +110,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
-def _resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
+def resume_checkpoint(ckpt_path: str | None, run_dir: Path) -> Path | None:
+    """The local checkpoint file a run continues from: ``last`` is this run directory's last.ckpt
+    (None when there is none yet), a URL is downloaded to the cache first."""
     if ckpt_path != "last":
-        return ckpt_path
+        return local_checkpoint(ckpt_path) if ckpt_path else None
     last = run_dir / "checkpoints" / "last.ckpt"
-    return str(last) if last.exists() else None
+    return last if last.exists() else None
+
+
+def _stopped_by_signal(trainer: L.Trainer, console: Console) -> int:
+    """Say where a run stopped by SIGTERM/SIGUSR1 left its checkpoint; the exit code (128 + signal)."""
+    callback = next((c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal)), None)
+    where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+    if callback is None or callback.saved is None:
+        console.print(f"[bold red]Stopped by a signal[/bold red] at {where}; no checkpoint was written "
+                      "(callbacks.checkpoint_on_signal is off)")
+        return 128 + int(signal.SIGTERM)
+    console.print(f"[bold red]Stopped by {callback.signum.name}[/bold red] at {where}: checkpoint written to "
+                  f"{callback.saved}. Continue with ckpt_path=last and the same hydra.run.dir")
+    return callback.exit_code()
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -90,6 +90,14 @@ class ResilientWandbLogger(WandbLogger):
             self._wandb_init["mode"] = "offline"
             return super().experiment
 
+    def continue_from(self, step: int) -> None:
+        """A resume logs to the run directory's previous W&B run (same id; Lightning passes resume="allow")."""
+        latest = Path(self._wandb_init.get("dir") or ".") / "wandb" / "latest-run"
+        if latest.is_symlink() or latest.is_dir():
+            run_id = latest.resolve().name.rsplit("-", 1)[-1]  # run-<time>-<id> / offline-run-<time>-<id>
+            self._wandb_init["id"] = self._id = run_id
+            log.info("W&B: continuing run %s", run_id)
+
 
 def wandb_logger(
     identity: dict[str, Any],

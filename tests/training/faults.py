@@ -2,6 +2,8 @@
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -28,3 +30,29 @@ class PoisonScores(Callback):
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
             with torch.no_grad():
                 pl_module.net.head.score_fr.weight.fill_(float("inf"))
+
+
+class WaitForSignal(Callback):
+    """At the end of training batch ``batch`` of ``epoch``: create the file ``ready``, then wait (at
+    most a minute) until the test has sent a signal that Lightning received."""
+
+    def __init__(self, epoch: int, batch: int, ready: str) -> None:
+        self.epoch, self.batch, self.ready = epoch, batch, Path(ready)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            self.ready.touch()
+            deadline = time.monotonic() + 60
+            while not trainer.received_sigterm and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+
+class SignalSelf(Callback):
+    """Send signal ``signum`` to this process at the end of training batch ``batch`` of ``epoch``."""
+
+    def __init__(self, epoch: int, batch: int, signum: int) -> None:
+        self.epoch, self.batch, self.signum = epoch, batch, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            os.kill(os.getpid(), self.signum)

@@ -26,7 +26,9 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert torch.load(last, weights_only=True)["epoch"] == 0  # killed in the second (last) epoch
     assert not list(killed.glob("checkpoints/*.tmp")) and not (killed / "metrics.json").exists()
 
-    run(tiny_train(killed, data, *SETTINGS, "ckpt_path=last"), tmp_path)
+    # The killed run's lock names a process that is gone: the resume takes it over and says so.
+    out = run(tiny_train(killed, data, *SETTINGS, "ckpt_path=last"), tmp_path)
+    assert f"took over the lock {killed / '.lock'} of process {runs[1].pid}" in " ".join(out.split())
 
     expected = json.loads((whole / "metrics.json").read_text())
     resumed = json.loads((killed / "metrics.json").read_text())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from fcn_lit.guards import NonFiniteLossError
 from fcn_lit.train import train
@@ -50,7 +51,8 @@ def test_staged_runs_32s_16s_8s_each_from_the_previous_best(tiny_cfg, capsys):
     finished = {p: p.stat().st_mtime_ns for p in run_dir.glob("fcn[13][62]s/**/*") if p.is_file()}
     again = train(tiny_cfg(STAGES, *FAST))
     assert {p: p.stat().st_mtime_ns for p in finished} == finished
-    assert "ckpt_path: " + str(run_dir / "fcn8s" / "checkpoints" / "last.ckpt") in (run_dir / "fcn8s" / "config.yaml").read_text()
+    [resume] = OmegaConf.load(run_dir / "fcn8s" / "resumes.yaml")
+    assert resume.checkpoint == str(run_dir / "fcn8s" / "checkpoints" / "last.ckpt")
     assert again["stages"]["fcn8s"]["test"] == summary["stages"]["fcn8s"]["test"]
     assert "finished earlier" in capsys.readouterr().out
 

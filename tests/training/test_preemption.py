@@ -1,0 +1,106 @@
+"""Preemption as a cluster does it: a real signal mid-epoch writes last.ckpt and exits non-zero; a
+second process (this one) refuses the busy run directory; `ckpt_path=last` with a new lr resumes
+mid-epoch with that lr, keeping the logs and the original config."""
+
+import csv
+import logging
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from clirun import TINY_DATA, finish, popen, tiny_train
+from omegaconf import OmegaConf
+
+from fcn_lit.data.synthetic import generate_synthetic
+from fcn_lit.rundir import RunDirectoryBusy
+from fcn_lit.train import train
+
+SETTINGS = ["trainer.max_epochs=2", "num_pictures=0", "trainer.log_every_n_steps=1", "logger=many"]
+
+
+def start_and_wait(run_dir: Path, data: Path, cwd: Path, *overrides: str):
+    """A tiny run that stops after batch 1 of epoch 1 (step 6 of 8) until it gets a signal."""
+    ready = cwd / "ready"
+    wait = ["+callbacks.wait._target_=faults.WaitForSignal", "+callbacks.wait.epoch=1",
+            "+callbacks.wait.batch=1", f"+callbacks.wait.ready={ready}"]
+    process = popen(tiny_train(run_dir, data, *SETTINGS, *wait, *overrides), cwd)
+    deadline = time.monotonic() + 240
+    while not ready.exists():
+        assert process.poll() is None, finish(process)
+        assert time.monotonic() < deadline, "the run never reached epoch 1, batch 1"
+        time.sleep(0.1)
+    return process
+
+
+def snapshot(run_dir: Path) -> dict[Path, bytes]:
+    """The run's files (Hydra's own .hydra/ and job log left out: Hydra writes them before train.py runs)."""
+    return {p: p.read_bytes() for p in run_dir.rglob("*")
+            if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_checkpoints_refuses_a_second_run_and_resumes_with_the_new_lr(tmp_path, tiny_cfg, caplog):
+    data = generate_synthetic(tmp_path / "synthetic", **TINY_DATA)
+    run_dir = tmp_path / "run"
+    first = start_and_wait(run_dir, data, tmp_path)
+
+    # A second process (this one) refuses the directory while the first is alive, and changes none of its files.
+    config = (run_dir / "config.yaml").read_bytes()
+    files = snapshot(run_dir)
+    with pytest.raises(RunDirectoryBusy, match=f"is in use by process {first.pid}") as busy:
+        train(tiny_cfg(*SETTINGS))
+    assert str(run_dir / ".lock") in str(busy.value) and "hydra.run.dir" in str(busy.value)
+    assert snapshot(run_dir) == files
+
+    first.send_signal(signal.SIGTERM)
+    out = finish(first, expect_rc=128 + signal.SIGTERM)
+    assert "Stopped by SIGTERM at epoch 1, step 6" in out
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (1, 6)  # mid-epoch: 2 of the epoch's 4 batches
+    assert not list(run_dir.rglob("*.tmp")) and not (run_dir / ".lock").exists()
+    assert not (run_dir / "metrics.json").exists()
+    before = rows(run_dir)
+
+    with caplog.at_level(logging.INFO):
+        train(tiny_cfg(*SETTINGS, "ckpt_path=last", "model.optimizer.lr=0.0005"))
+    assert "weights lr: 0.0001 -> 0.0005" in caplog.text  # the config's lr, not the checkpoint's, and it says so
+    final = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (final["epoch"], final["global_step"]) == (1, 8)
+    assert (run_dir / "metrics.json").exists()
+
+    # The log continues: the first run's rows stay, the resumed run adds steps 6 and 7 with its lr.
+    after = rows(run_dir)
+    assert [{key: row[key] for key in before[0]} for row in after[: len(before)]] == before
+    losses = [int(r["step"]) for r in after if r["train/loss"]]
+    assert losses == list(range(8))
+    lrs = {int(r["step"]): float(r["lr-SGD/weights"]) for r in after if r["lr-SGD/weights"]}
+    assert lrs == {**{s: 1e-4 for s in range(6)}, 6: 5e-4, 7: 5e-4}
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 2
+
+    # config.yaml is the original; the resume is recorded beside it.
+    assert (run_dir / "config.yaml").read_bytes() == config
+    [resume] = OmegaConf.to_container(OmegaConf.load(run_dir / "resumes.yaml"))
+    assert resume["step"] == 6 and resume["checkpoint"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert {"ckpt_path=last", "model.optimizer.lr=0.0005"} <= set(resume["overrides"])
+    assert resume["changed"]["model.optimizer.lr"] == {"was": 1e-4, "now": 5e-4}
+
+
+@pytest.mark.slow
+def test_sigusr1_outside_slurm_checkpoints_and_exits_nonzero(tiny_cfg, capsys):
+    signal_self = ["+callbacks.signal._target_=faults.SignalSelf", "+callbacks.signal.epoch=1",
+                   "+callbacks.signal.batch=1", f"+callbacks.signal.signum={int(signal.SIGUSR1)}"]
+    cfg = tiny_cfg("trainer.max_epochs=2", "num_pictures=0", "+trainer.num_sanity_val_steps=0", *signal_self)
+    with pytest.raises(SystemExit) as stopped:
+        train(cfg)
+    assert stopped.value.code == 128 + signal.SIGUSR1
+    assert "Stopped by SIGUSR1 at epoch 1, step 6" in " ".join(capsys.readouterr().out.split())
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 6
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # Lightning restored the handlers
