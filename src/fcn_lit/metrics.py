@@ -83,7 +83,8 @@ class SegmentationMetrics(Metric):
         self.confmat += counts[: n * n].reshape(n, n)
 
     def compute(self) -> dict[str, Tensor]:
-        """0-dim float64 scores, plus ``per_class_iu`` (C,), NaN where a class is absent."""
+        """0-dim float64 scores, plus ``per_class_iu`` (C,), NaN where a class is absent; every score
+        is NaN when no pixel was scored (a split whose masks are all void)."""
         hist = self.confmat.double()
         diag, gt_pixels, pred_pixels = hist.diag(), hist.sum(1), hist.sum(0)
         acc = diag / gt_pixels  # NaN for a class without ground truth: left out of the mean
@@ -95,6 +96,7 @@ class SegmentationMetrics(Metric):
             "pixel_acc": diag[scored].sum() / gt_pixels[scored].sum(),
             "mean_acc": acc[scored].nanmean(),
             "mean_iu": iu[scored].nanmean(),
-            "fw_iu": (freq[present] * iu[scored][present]).sum(),
+            # NaN, like the others, when no pixel is scored (a sum over nothing would say 0).
+            "fw_iu": (freq[present] * iu[scored][present]).sum() if present.any() else hist.new_tensor(float("nan")),
             "per_class_iu": iu,
         }

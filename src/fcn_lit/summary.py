@@ -42,11 +42,16 @@ def print_scores(scores: dict[str, Any], class_names: list[str], title: str, con
     console.print(per_class_table(scores["per_class_iu"], class_names, f"{title}: per-class IU (%)"))
 
 
+def score_or_none(value: Any) -> Any:
+    """A score as JSON can hold it: NaN or infinite (nothing scored: a class absent, a split without
+    labelled pixels, no validation) becomes None; other values pass unchanged."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def named_scores(scores: dict[str, Any], class_names: list[str]) -> dict[str, Any]:
-    """Scores with per-class IU keyed by class name; NaN (class absent) written as null."""
-    out = {k: v for k, v in scores.items() if k != "per_class_iu"}
-    out["per_class_iu"] = {name: None if math.isnan(iu) else iu
-                           for name, iu in zip(class_names, scores["per_class_iu"])}
+    """Scores with per-class IU keyed by class name; scores of nothing (NaN) written as null."""
+    out = {k: score_or_none(v) for k, v in scores.items() if k != "per_class_iu"}
+    out["per_class_iu"] = {name: score_or_none(iu) for name, iu in zip(class_names, scores["per_class_iu"])}
     return out
 
 

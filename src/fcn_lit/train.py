@@ -21,7 +21,7 @@ from fcn_lit.module import PRIMARY_HEAD, FCNModule
 from fcn_lit.preemption import CheckpointOnSignal
 from fcn_lit.report import print_config
 from fcn_lit.rundir import record_config, run_directory_lock
-from fcn_lit.summary import named_scores, print_scores, write_json
+from fcn_lit.summary import named_scores, print_scores, score_or_none, write_json
 from fcn_lit.sweeps import check_multirun_ddp
 from fcn_lit.visualize import save_comparison
 from fcn_lit.wandb_logging import finish_wandb
@@ -96,8 +96,11 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
     best = _best_checkpoint(trainer) or (None if cfg.get("train", True) else ckpt_path)
     results: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": best and str(best)}
     if best and trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
-        results["best_val_mean_iu"] = trainer.checkpoint_callback.best_model_score.item()
-    if cfg.get("test", True):
+        # None when validation scored no pixel (Lightning keeps -inf as the best of NaN scores).
+        results["best_val_mean_iu"] = score_or_none(trainer.checkpoint_callback.best_model_score.item())
+    if cfg.get("test", True) and not datamodule.splits["test"]:
+        console.print("No test: data.val_split and data.test_split are null.")
+    elif cfg.get("test", True):
         trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
         results["test"] = report_scores(module.results["test"], module.hparams.class_names, "test", console)
         if trainer.is_global_zero and cfg.get("num_pictures", 0):
@@ -133,10 +136,9 @@ def _stopped_by_signal(trainer: L.Trainer, console: Console) -> int:
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
-    callback = trainer.checkpoint_callback
-    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
-        return callback.best_model_path
-    return None
+    """The best checkpoint by validation mean IU; without validation (data.val_split=null), last.ckpt."""
+    paths = [c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+    return next((path for path in paths if path), None)
 
 
 def report_scores(head_scores: dict[str, dict[str, Any]], class_names: list[str], stage: str, console: Console) -> dict[str, Any]:
@@ -147,7 +149,7 @@ def report_scores(head_scores: dict[str, dict[str, Any]], class_names: list[str]
     for head, scores in head_scores.items():
         if head != PRIMARY_HEAD:
             console.print(f"{stage} {head}: pixel accuracy {100 * scores['pixel_acc']:.2f}")
-            out[head] = {k: v for k, v in scores.items() if k != "per_class_iu"}
+            out[head] = {k: score_or_none(v) for k, v in scores.items() if k != "per_class_iu"}
     return out
 
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fcn_lit.data import transforms as T
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset, packaged_list
-from fcn_lit.data.errors import DataNotFoundError
+from fcn_lit.data.errors import DataNotFoundError, SplitFileError
 from fcn_lit.data.images import ORIENTATION_CHOICES
 from fcn_lit.data.palette import voc_palette
 
@@ -27,6 +27,12 @@ DEFAULT_CLASSES = {
     "nyud": "classes/nyud.txt",
     "siftflow": "classes/siftflow_semantic.txt",
     "context": "classes/context59.txt",
+}
+
+# What to set instead of an empty split file, and what it does.
+NO_SPLIT = {
+    "val": "data.val_split=null to train without validation",
+    "test": "data.test_split=null to test on the validation split",
 }
 
 
@@ -174,7 +180,12 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def build_dataset(self, stage: str) -> SegmentationDataset:
         """The raw data set of `stage` ("train", "val" or "test"), without transforms."""
-        dataset = self._new_dataset(stage)
+        try:
+            dataset = self._new_dataset(stage)
+        except SplitFileError as err:
+            if stage == "val" or (stage == "test" and self.splits["test"] != self.splits["val"]):
+                raise SplitFileError(f"{err} Or set {NO_SPLIT[stage]}.") from err
+            raise
         dataset.exif_orientation = self.exif_orientation
         return dataset
 
@@ -248,8 +259,9 @@ class SegmentationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
+    def val_dataloader(self) -> DataLoader | list:
+        # data.val_split=null: no loader, and Lightning trains without validation.
+        return self._loader("val", train=False) if self.splits["val"] else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
