@@ -1,0 +1,222 @@
+"""Every shell command in README.md's code blocks works as typed.
+
+COMMANDS below maps each command, exactly as the README writes it (comment dropped, spaces
+collapsed), to how it is checked:
+
+- ``Run()``: run as typed in a sandbox (the repository's layout with its own empty data/ and logs/,
+  so the embedded synthetic set is generated there), with TINY overrides appended for the keys the
+  command does not set itself, and README placeholders (`<run>`, `...`) replaced by a real run;
+- ``Compose(needs=..., expect={...})``: for a command that needs a GPU or a data set that is not
+  here: every job it would run is composed, as `python train.py ... --cfg job` prints it, and the
+  settings in ``expect`` are checked;
+- ``Make(target, recipe)``: `make <target>` runs ``recipe`` (read with `make -n`), itself checked.
+
+Adding a command to README.md: add one line to COMMANDS. A README command without an entry, or
+an entry whose command left the README, fails test_every_readme_command_has_a_check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from readme_commands import REPO, Command, Result, Sandbox, compose_jobs, readme_commands, select
+
+# Appended to train.py commands that run here, except for keys the command sets itself: a 1/16-width
+# trunk from scratch (no weights offline), 8 + 4 synthetic images of 48x48 pixels, one epoch.
+TINY = (
+    "model.backbone.width=0.0625",
+    "model.backbone.pretrained=false",
+    "data.generator.num_train=8",
+    "data.generator.num_val=4",
+    "data.generator.size=48",
+    "data.batch_size=4",
+    "trainer.max_epochs=1",
+    "num_pictures=2",
+)
+# The README run whose checkpoint the predict/export commands use for `<run>` and `...`.
+TRAINED = "python train.py experiment=quickstart trainer.max_epochs=2"
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run as typed in the sandbox; ``extra`` overrides appended after TINY (train.py only);
+    ``creates``: glob patterns (relative to the sandbox) each matching at least one new file;
+    ``absent``: patterns no new file may match."""
+
+    extra: tuple[str, ...] = ()
+    creates: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Composed, not run. ``needs`` says why (a GPU, a data set that is not here); ``expect`` maps
+    dotted keys (``hydra.*`` included) to the value every job must compose to; ``jobs`` is how many
+    jobs a multirun expands to."""
+
+    needs: str
+    expect: dict[str, Any] = field(default_factory=dict)
+    jobs: int = 1
+
+
+@dataclass(frozen=True)
+class Make:
+    """`make <target>` (install aside, which is `make install`'s business) runs exactly ``recipe``."""
+
+    target: str
+    recipe: tuple[str, ...]
+
+
+GPU_TRAINER = {"trainer.accelerator": "gpu", "trainer.devices": 1, "trainer.precision": "bf16-mixed"}
+
+COMMANDS: dict[str, Run | Compose | Make] = {
+    "make quickstart": Make("quickstart", ("python train.py experiment=quickstart",)),
+    "make test": Make("test", ("python -m pytest -n 2 -q",)),
+    "python train.py model=fcn16s data=voc_sbd trainer=gpu": Compose(
+        "a GPU and VOC + SBD", {**GPU_TRAINER, "model.net.stride": 16, "data.name": "voc_sbd"}),
+    "python train.py model=fcn8s model/backbone=alexnet": Run(),
+    "python train.py experiment=quickstart trainer.max_epochs=2": Run(creates=("logs/quickstart/runs/*/checkpoints/*.ckpt",)),
+    "python train.py debug=fast_dev_run": Run(),
+    "python train.py -m model/backbone=alexnet,vgg16,googlenet": Run(),
+    "python train.py -m model=fcn32s,fcn16s,fcn8s data=voc_sbd,sbd": Compose(
+        "VOC and SBD", {"model.net.stride": "<any>", "data.name": "<any>"}, jobs=6),
+    "python train.py -m hydra/launcher=local_parallel hydra.launcher.n_jobs=3 model.net.stride=32,16,8": Run(),
+    "python train.py -m hydra/launcher=slurm trainer=ddp trainer.devices=4 model=fcn32s,fcn8s": Compose(
+        "SLURM and 4 GPUs", {"hydra.launcher.tasks_per_node": 4, "hydra.launcher.gpus_per_node": 4,
+                             "trainer.strategy": "ddp", "trainer.accelerator": "gpu", "trainer.devices": 4}, jobs=2),
+    "python train.py hparams_search=voc_optuna data=voc_sbd trainer=gpu": Compose(
+        "a GPU and VOC + SBD", {**GPU_TRAINER, "data.name": "voc_sbd", "hydra.sweeper.direction": "maximize",
+                                "hydra.sweeper.study_name": "voc_fcn"}),
+    "python train.py hparams_search=quickstart_optuna experiment=quickstart": Run(
+        extra=("hydra.sweeper.n_trials=2",), creates=("logs/quickstart/multiruns/*/optimization_results.yaml",)),
+    "python train.py -m logger=wandb logger.wandb.project=fcn-voc model/backbone=alexnet,vgg16,googlenet": Run(
+        creates=("logs/train/multiruns/*/*/wandb/offline-run-*/**/*",)),
+    "python predict.py ckpt_path=<run>/checkpoints/epoch_011.ckpt input=photos/ output=masks/": Run(
+        creates=("masks/a_mask.png", "masks/b_mask.png", "masks/a_overlay.png")),
+    "python predict.py ckpt_path=... input='photos/**/*.jpg' output=masks/ probabilities=true": Run(
+        creates=("masks/c_probs.npy", "masks/c_mask.png")),
+    "python export.py ckpt_path=... output=fcn8s": Run(creates=("fcn8s.onnx", "fcn8s.pt")),
+}
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def with_tiny(argv: list[str], extra: tuple[str, ...] = ()) -> list[str]:
+    """train.py commands get TINY and ``extra`` for the keys they do not set; others run as typed."""
+    if Path(argv[1]).name != "train.py":
+        return argv
+    own = {_key(a) for a in argv[2:]}
+    return [*argv, *(o for o in TINY if _key(o) not in own), *extra]
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> Sandbox:
+    """A fresh checkout: empty data/ and logs/, and a folder of photos (two sizes, one nested)."""
+    box = Sandbox(tmp_path_factory.mktemp("readme"))
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"a": (48, 48), "b": (48, 48), "more/c": (40, 56)}.items():
+        path = box.root / "photos" / f"{name}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+    return box
+
+
+def run_readme_command(sandbox: Sandbox, text: str) -> Result:
+    """Run a README command (it must be a Run entry) in the sandbox once; later calls reuse it."""
+    check = COMMANDS[text]
+    assert isinstance(check, Run), f"{text!r} is not run, it is {type(check).__name__}"
+    if "<run>" in text or "ckpt_path=..." in text:
+        run_dir = trained_run(sandbox)
+        checkpoint = json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
+        text = re.sub(r"<run>/\S+\.ckpt", checkpoint, text).replace("ckpt_path=...", f"ckpt_path={checkpoint}")
+    return sandbox.run(with_tiny(Command(text, 0).argv, check.extra), key=text)
+
+
+def trained_run(sandbox: Sandbox) -> Path:
+    result = run_readme_command(sandbox, TRAINED)
+    assert result.returncode == 0, result.output[-3000:]
+    (metrics,) = result.created("logs/**/metrics.json")
+    return sandbox.root / metrics.parent
+
+
+def check_run(sandbox: Sandbox, command: Command, check: Run) -> None:
+    result = run_readme_command(sandbox, command.text)
+    assert result.returncode == 0, f"README.md:{command.line} `{command.text}` failed:\n{result.output[-4000:]}"
+    if Path(command.argv[1]).name == "train.py":
+        jobs = compose_jobs(with_tiny(command.argv, check.extra))
+        trials = select(jobs[0], "hydra.sweeper.n_trials")  # an Optuna sweep runs its trials
+        expected = trials if isinstance(trials, int) else len(jobs)
+        assert len(result.created("logs/**/metrics.json")) == expected, result.output[-3000:]
+    for pattern in check.creates:
+        assert result.created(pattern), f"`{command.text}` created nothing matching {pattern}: {result.new_files}"
+    for pattern in check.absent:
+        assert not result.created(pattern), f"`{command.text}` created {result.created(pattern)}"
+
+
+def check_compose(command: Command, check: Compose) -> None:
+    jobs = compose_jobs(command.argv)
+    assert len(jobs) == check.jobs, f"`{command.text}` composes {len(jobs)} jobs, not {check.jobs}"
+    for cfg in jobs:
+        for key, expected in check.expect.items():
+            value = select(cfg, key)
+            assert value != "<missing>", f"`{command.text}`: {key} is not in the composed config"
+            if expected != "<any>":
+                assert value == expected, f"`{command.text}` composes {key}={value!r}, expected {expected!r}"
+
+
+def check_make(sandbox: Sandbox, command: Command, check: Make) -> None:
+    dry = subprocess.run(["make", "-n", "-o", "install", check.target], cwd=REPO, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    recipe = tuple(re.sub(r"^\S*/?\.venv/bin/python\b", "python", line) for line in dry.stdout.splitlines())
+    assert recipe == check.recipe, f"`make {check.target}` runs {recipe}, the test expects {check.recipe}"
+    for line in recipe:
+        if line.startswith("python -m pytest"):
+            # This very suite: pytest's testpaths hold this file.
+            assert Path(__file__).is_relative_to(REPO / "tests")
+        else:
+            sub = Command(line, command.line)
+            result = sandbox.run(with_tiny(sub.argv), key=f"make {check.target}: {line}")
+            assert result.returncode == 0, f"`{line}` (make {check.target}) failed:\n{result.output[-4000:]}"
+            assert result.created("logs/**/metrics.json")
+
+
+def test_every_readme_command_has_a_check():
+    commands = readme_commands()
+    texts = [c.text for c in commands]
+    unchecked = [f"README.md:{c.line}: {c.text}" for c in commands if c.text not in COMMANDS]
+    assert not unchecked, ("README commands without a check: add them to COMMANDS in "
+                           "tests/test_readme_commands.py:\n" + "\n".join(unchecked))
+    stale = [text for text in COMMANDS if text not in texts]
+    assert not stale, f"COMMANDS entries no longer in README.md (remove or update them): {stale}"
+
+
+def _params() -> list[Any]:
+    params = []
+    for command in readme_commands():
+        check = COMMANDS.get(command.text)
+        slow = isinstance(check, Run | Make)
+        params.append(pytest.param(command, id=f"L{command.line}", marks=[pytest.mark.slow] if slow else []))
+    return params
+
+
+@pytest.mark.parametrize("command", _params())
+def test_readme_command(command: Command, request):
+    check = COMMANDS.get(command.text)
+    assert check is not None, f"README.md:{command.line} `{command.text}` has no entry in COMMANDS"
+    if isinstance(check, Compose):
+        check_compose(command, check)
+    elif isinstance(check, Run):
+        check_run(request.getfixturevalue("sandbox"), command, check)
+    else:
+        check_make(request.getfixturevalue("sandbox"), command, check)
