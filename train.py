@@ -3,11 +3,17 @@
 import hydra
 from omegaconf import DictConfig
 
-from fcn_lit.train import train
+from fcn_lit.config_check import ConfigError, check_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    try:
+        check_config(cfg)  # before torch and Lightning are imported: a mistake is named in a second
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
+    from fcn_lit.train import train
+
     results = train(cfg)
     # Returned for sweepers (Optuna) that optimise the validation mean IU.
     return results.get("best_val_mean_iu")

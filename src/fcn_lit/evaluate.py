@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
+from fcn_lit.config_check import check_config
 from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import FCNModule, is_lightning_checkpoint
@@ -48,6 +49,7 @@ def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool | Non
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on ``cfg.data``'s test split; returns the scores (also metrics.json)."""
+    check_config(cfg)
     path = local_checkpoint(cfg.ckpt_path)
     checkpoint = load_checkpoint(path)
     console = Console()

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from fcn_lit.checkpointing import AtomicCheckpointIO, check_resumable, load_checkpoint, local_checkpoint, logged_steps
+from fcn_lit.config_check import check_config
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import PRIMARY_HEAD, FCNModule
 from fcn_lit.preemption import CheckpointOnSignal
@@ -36,6 +37,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and report one run; returns the scores and the paths it wrote. A config with
     ``stages`` runs staged fine-tuning instead (fcn_lit.staged). The run holds its directory's lock
     (fcn_lit.rundir); a resume checks its checkpoint before it writes anything there."""
+    check_config(cfg)
     check_multirun_ddp(cfg)
     if cfg.get("stages"):
         from fcn_lit.staged import train_staged
