@@ -1,10 +1,13 @@
 """Staged fine-tuning (paper Section 4.2): FCN-32s, then FCN-16s from the best 32s checkpoint, then
 FCN-8s from the best 16s, as one command: `python train.py experiment=voc_fcn8s_staged`.
 
-Each stage is a sub-run `<run dir>/fcn<stride>s/` with its own checkpoints and metrics.json; the
-run dir gets `summary.json` with every stage's scores. Rerunning with the same run dir
-(`hydra.run.dir=<run dir>`) skips stages that wrote metrics.json and resumes an unfinished stage
-from its last.ckpt.
+Each stage is a sub-run `<run dir>/<name>/` (name defaults to `fcn<stride>s`) with its own
+checkpoints and metrics.json; the run dir gets `summary.json` with every stage's scores. A stage
+starts from the previous stage's best checkpoint unless it says ``init_from``: null (ImageNet), an
+earlier stage's name, or ``{stream: stage name}`` for a late-fusion net (NYUDv2 RGB-HHA from the
+RGB and HHA stages); ``config`` merges settings into that stage (``{data: {modalities: [hha]}}``).
+Rerunning with the same run dir (`hydra.run.dir=<run dir>`) skips stages that wrote metrics.json
+and resumes an unfinished stage from its last.ckpt.
 """
 
 from __future__ import annotations
@@ -19,12 +22,30 @@ from rich.table import Table
 
 from fcn_lit.summary import METRIC_NAMES, percent, write_json
 
-STAGE_KEYS = {"stride", "lr", "max_epochs", "max_steps"}
+STAGE_KEYS = {"name", "stride", "lr", "max_epochs", "max_steps", "init_from", "config"}
 
 
-def stage_config(cfg: DictConfig, stage: DictConfig, init_from: str | None) -> DictConfig:
-    """The single-run config of one stage: its stride, lr and length, its own sub-run directory,
-    resumed from its last.ckpt if one exists, else started from the previous stage's weights."""
+def stage_name(stage: DictConfig) -> str:
+    return stage.get("name") or f"fcn{stage.stride}s"
+
+
+def stage_init(stage: DictConfig, best: dict[str, str], previous: str | None) -> str | dict[str, str] | None:
+    """The checkpoint(s) a stage starts from: ``previous`` unless the stage names its own."""
+    if "init_from" not in stage:
+        return previous
+    source = stage.init_from
+    if source is None:
+        return None
+    names = {source: source} if isinstance(source, str) else dict(source)
+    unknown = sorted(set(names.values()) - best.keys())
+    if unknown:
+        raise ValueError(f"stage {stage_name(stage)!r}: init_from names {unknown}, not an earlier stage of {list(best)}")
+    return best[source] if isinstance(source, str) else {stream: best[name] for stream, name in names.items()}
+
+
+def stage_config(cfg: DictConfig, stage: DictConfig, init_from: str | dict[str, str] | None) -> DictConfig:
+    """The single-run config of one stage: its settings, stride, lr and length, its own sub-run
+    directory, resumed from its last.ckpt if one exists, else started from ``init_from``."""
     unknown = set(stage) - STAGE_KEYS
     if unknown or "stride" not in stage or "lr" not in stage:
         raise ValueError(
@@ -32,10 +53,11 @@ def stage_config(cfg: DictConfig, stage: DictConfig, init_from: str | None) -> D
             f"max_steps); unknown keys {sorted(unknown)}, accepted {sorted(STAGE_KEYS)}"
         )
     sub = cfg.copy()
-    stage_dir = Path(cfg.paths.output_dir) / f"fcn{stage.stride}s"
+    stage_dir = Path(cfg.paths.output_dir) / stage_name(stage)
     last = stage_dir / "checkpoints" / "last.ckpt"
     with open_dict(sub):
         del sub.stages
+        sub.merge_with(stage.get("config") or {})
         sub.paths.output_dir = str(stage_dir)
         sub.model.net.stride = stage.stride
         sub.model.optimizer.lr = stage.lr
@@ -55,22 +77,23 @@ def train_staged(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     console = Console()
     stages: dict[str, Any] = {}
+    best: dict[str, str] = {}
     previous_best = cfg.get("init_from")
     for stage in cfg.stages:
-        name = f"fcn{stage.stride}s"
+        name = stage_name(stage)
         metrics = run_dir / name / "metrics.json"
         if metrics.exists():
             console.print(f"[bold]{name}[/bold]: finished earlier, metrics in {metrics}")
             results = json.loads(metrics.read_text())
         else:
             console.rule(f"[bold]{name}[/bold] (lr {stage.lr:g})")
-            results = train(stage_config(cfg, stage, previous_best))
+            results = train(stage_config(cfg, stage, stage_init(stage, best, previous_best)))
         if not results.get("checkpoint"):
             raise RuntimeError(f"stage {name} left no best checkpoint in {run_dir / name}: enable callbacks.model_checkpoint")
         stages[name] = {"lr": stage.lr, **results}
-        previous_best = results["checkpoint"]
+        previous_best = best[name] = results["checkpoint"]
     summary = {"run_dir": str(run_dir), "stages": stages}
-    last = stages[f"fcn{cfg.stages[-1].stride}s"]
+    last = stages[stage_name(cfg.stages[-1])]
     if "best_val_mean_iu" in last:
         summary["best_val_mean_iu"] = last["best_val_mean_iu"]
     write_json(run_dir / "summary.json", summary)
