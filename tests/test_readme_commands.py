@@ -100,6 +100,16 @@ COMMANDS: dict[str, Run | Compose | Make] = {
         extra=("hydra.sweeper.n_trials=2",), creates=("logs/quickstart/multiruns/*/optimization_results.yaml",)),
     "python train.py -m logger=wandb logger.wandb.project=fcn-voc model/backbone=alexnet,vgg16,googlenet": Run(
         creates=("logs/train/multiruns/*/*/wandb/offline-run-*/**/*",)),
+    "python train.py experiment=siftflow_fcn8s_staged": Compose(
+        "a GPU and SIFT Flow", {"trainer.accelerator": "gpu", "trainer.precision": "32-true", "data.name": "siftflow",
+                                "val_every_n_steps": 2000, "stages": [
+                                    {"stride": 32, "lr": 1e-10, "max_steps": 100000},
+                                    {"stride": 16, "lr": 1e-12, "max_steps": 100000},
+                                    {"stride": 8, "lr": 1e-14, "max_steps": 100000}]}),
+    "python train.py experiment=nyud_fcn32s_rgbhha_staged": Compose(
+        "a GPU and NYUDv2", {"trainer.accelerator": "gpu", "trainer.precision": "32-true", "data.name": "nyud",
+                             "val_every_n_steps": 2000, "stages.2.init_from": {"color": "rgb", "hha": "hha"},
+                             "stages.2.lr": 1e-12, "stages.1.init_from": None}),
     "python predict.py ckpt_path=<run>/checkpoints/epoch_011.ckpt input=photos/ output=masks/": Run(
         creates=("masks/a_mask.png", "masks/b_mask.png", "masks/a_overlay.png")),
     "python predict.py ckpt_path=... input='photos/**/*.jpg' output=masks/ probabilities=true": Run(
