@@ -47,7 +47,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_directory_lock(run_dir, console):
-        return _train(cfg, run_dir, console)
+        try:
+            return _train(cfg, run_dir, console)
+        finally:
+            finish_wandb()  # also after a failure, so that the next run of a sweep starts its own
 
 
 def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
@@ -111,7 +114,6 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", results)
         console.print(f"Finished in {results['elapsed_s']:.0f} s. Run directory: [bold]{run_dir}[/bold]")
-    finish_wandb()
     return results
 
 
