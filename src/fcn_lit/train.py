@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
@@ -119,7 +120,12 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
 
 def resume_checkpoint(ckpt_path: str | None, run_dir: Path) -> Path | None:
     """The local checkpoint file a run continues from: ``last`` is this run directory's last.ckpt
-    (None when there is none yet), a URL is downloaded to the cache first."""
+    (None when there is none yet), a URL is downloaded to the cache first. Without ckpt_path, a
+    SLURM job requeued by Lightning continues from the newest hpc_ckpt_<n>.ckpt it saved, as
+    Lightning itself would."""
+    if ckpt_path is None and SLURMEnvironment.detect():
+        saved = sorted(run_dir.glob("hpc_ckpt_*.ckpt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+        return saved[-1] if saved else None
     if ckpt_path != "last":
         return local_checkpoint(ckpt_path) if ckpt_path else None
     last = run_dir / "checkpoints" / "last.ckpt"

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from fcn_lit.data.synthetic import generate_synthetic
 from fcn_lit.rundir import RunDirectoryBusy
-from fcn_lit.train import train
+from fcn_lit.train import resume_checkpoint, train
 
 SETTINGS = ["trainer.max_epochs=2", "num_pictures=0", "trainer.log_every_n_steps=1", "logger=many"]
 
@@ -104,3 +104,14 @@ def test_sigusr1_outside_slurm_checkpoints_and_exits_nonzero(tiny_cfg, capsys):
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 6
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # Lightning restored the handlers
+
+
+def test_a_requeued_slurm_job_continues_from_its_newest_hpc_checkpoint(tmp_path, monkeypatch):
+    for n in (1, 2, 10):
+        (tmp_path / f"hpc_ckpt_{n}.ckpt").touch()
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    assert resume_checkpoint(None, tmp_path) is None  # outside SLURM, no ckpt_path: a new run
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    monkeypatch.setenv("SLURM_JOB_NAME", "fcn")
+    assert resume_checkpoint(None, tmp_path) == tmp_path / "hpc_ckpt_10.ckpt"
+    assert resume_checkpoint("last", tmp_path) is None  # ckpt_path wins
