@@ -66,9 +66,13 @@ def _holder(path: Path) -> tuple[int, str] | None:
 def record_config(run_dir: Path, cfg: DictConfig, resumed_from: Path | None, step: int | None) -> bool:
     """Write config.yaml for a new run. A run resumed in its own directory keeps the original
     config.yaml and appends to resumes.yaml: when, from which checkpoint and step, the command
-    line's overrides and every setting that differs from config.yaml. Returns True for such a resume."""
+    line's overrides and every setting that differs from config.yaml. Returns True for such a resume.
+    Only global rank 0 writes."""
     original = run_dir / "config.yaml"
-    if resumed_from is None or not original.is_file():
+    continues = resumed_from is not None and original.is_file()
+    if rank_zero_only.rank != 0:
+        return continues
+    if not continues:
         OmegaConf.save(cfg, original, resolve=True)
         return False
     before = _flat(OmegaConf.to_container(OmegaConf.load(original)))
