@@ -67,7 +67,10 @@ def local_checkpoint(spec: str | Path) -> Path:
         return fetch_checkpoint(str(spec))
     path = Path(spec)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist{_previous_hint(path)}")
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist: give a .ckpt written by train.py, a pytorch-fcn .pth or an "
+            f"http(s):// URL{_previous_hint(path)}"
+        )
     return path
 
 

@@ -2,7 +2,7 @@
 
 Lightning's signal connector turns SIGTERM into a ``SIGTERMException`` at the end of the current
 training batch. :class:`CheckpointOnSignal` writes ``last.ckpt`` at that step (atomically, through
-fcn_lit.checkpointing.AtomicCheckpointIO) and fcn_lit.train exits with 128 + the signal number;
+fcn_lit.checkpointing.AtomicCheckpointIO) and makes the process exit with 128 + the signal number;
 ``ckpt_path=last`` resumes mid-epoch. SIGUSR1 is handled the same way, except under SLURM with
 Lightning's auto-requeue (the default when SLURM runs the job), whose own SIGUSR1 handler saves
 ``hpc_ckpt_<n>.ckpt`` and requeues the job; the requeued job resumes from it.
@@ -10,6 +10,7 @@ Lightning's auto-requeue (the default when SLURM runs the job), whose own SIGUSR
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -20,6 +21,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+log = logging.getLogger(__name__)
+
 
 class CheckpointOnSignal(Callback):
     """Save ``<dirpath>/<filename>.ckpt`` when a fit is stopped by SIGTERM or SIGUSR1."""
@@ -27,7 +30,6 @@ class CheckpointOnSignal(Callback):
     def __init__(self, dirpath: str | Path, filename: str = "last") -> None:
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self.signum = signal.SIGTERM
-        self.saved: Path | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After Lightning registered its handlers: a SIGUSR1 handler there is SLURM's auto-requeue.
@@ -40,9 +42,13 @@ class CheckpointOnSignal(Callback):
         os.kill(os.getpid(), signal.SIGTERM)  # Lightning's handler: stop after this batch, on every rank
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
+        if not isinstance(exception, SIGTERMException):
+            return
+        where = f"Stopped by {self.signum.name} at epoch {trainer.current_epoch}, step {trainer.global_step}"
+        if trainer.state.fn == TrainerFn.FITTING:
             trainer.save_checkpoint(self.path, weights_only=False)
-            self.saved = self.path
-
-    def exit_code(self) -> int:
-        return 128 + int(self.signum)
+            log.warning("%s: checkpoint written to %s. Continue with ckpt_path=last and the same hydra.run.dir",
+                        where, self.path)
+        else:
+            log.warning("%s, after training: no checkpoint written", where)
+        exception.code = 128 + int(self.signum)  # Lightning's SIGTERMException would exit 0

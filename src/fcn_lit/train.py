@@ -20,7 +20,6 @@ from fcn_lit.checkpointing import AtomicCheckpointIO, check_resumable, load_chec
 from fcn_lit.config_check import check_config
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import PRIMARY_HEAD, FCNModule
-from fcn_lit.preemption import CheckpointOnSignal
 from fcn_lit.report import print_config
 from fcn_lit.rundir import record_config, run_directory_lock
 from fcn_lit.summary import named_scores, print_scores, score_or_none, write_json
@@ -50,6 +49,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     with run_directory_lock(run_dir, console):
         try:
             return _train(cfg, run_dir, console)
+        except SIGTERMException as stopped:  # fcn_lit.preemption.CheckpointOnSignal sets 128 + the signal
+            stopped.code = stopped.code or 128 + signal.SIGTERM
+            raise
         finally:
             finish_wandb()  # also after a failure, so that the next run of a sweep starts its own
 
@@ -95,10 +97,7 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
     )
 
     if cfg.get("train", True):
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        except SIGTERMException:
-            raise SystemExit(_stopped_by_signal(trainer, console)) from None
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = _best_checkpoint(trainer) or (None if cfg.get("train", True) else ckpt_path)
     results: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": best and str(best)}
     if best and trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
@@ -130,19 +129,6 @@ def resume_checkpoint(ckpt_path: str | None, run_dir: Path) -> Path | None:
         return local_checkpoint(ckpt_path) if ckpt_path else None
     last = run_dir / "checkpoints" / "last.ckpt"
     return last if last.exists() else None
-
-
-def _stopped_by_signal(trainer: L.Trainer, console: Console) -> int:
-    """Say where a run stopped by SIGTERM/SIGUSR1 left its checkpoint; the exit code (128 + signal)."""
-    callback = next((c for c in trainer.callbacks if isinstance(c, CheckpointOnSignal)), None)
-    where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
-    if callback is None or callback.saved is None:
-        console.print(f"[bold red]Stopped by a signal[/bold red] at {where}; no checkpoint was written "
-                      "(callbacks.checkpoint_on_signal is off)")
-        return 128 + int(signal.SIGTERM)
-    console.print(f"[bold red]Stopped by {callback.signum.name}[/bold red] at {where}: checkpoint written to "
-                  f"{callback.saved}. Continue with ckpt_path=last and the same hydra.run.dir")
-    return callback.exit_code()
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
