@@ -98,25 +98,6 @@ def vgg(name: str, *, width: float, norm: str | None, alignment: str, in_channel
     return trunk
 
 
-def alexnet(*, width: float, norm: str | None, alignment: str, in_channels: int) -> Trunk:
-    """torchvision's AlexNet (not the paper's: see ``caffenet``): taps pool1 (stride 8), pool2 (16), fc7 (32); fc6 is a 6x6 convolution."""
-    c1, c2, c3, c4, c5, fc = (scaled(c, width) for c in (64, 192, 384, 256, 256, 4096))
-    stride8 = _conv_block("1", in_channels, c1, 11, first_conv_padding(alignment, 11), norm, stride=4)
-    stride8.append(("pool1", max_pool(alignment, 3, 2)))
-    stride16 = _conv_block("2", c1, c2, 5, 2, norm) + [("pool2", max_pool(alignment, 3, 2))]
-    stride32 = (
-        _conv_block("3", c2, c3, 3, 1, norm)
-        + _conv_block("4", c3, c4, 3, 1, norm)
-        + _conv_block("5", c4, c5, 3, 1, norm)
-        + [("pool5", max_pool(alignment, 3, 2))]
-        + _fc_block("fc6", c5, fc, 6, fc_padding(alignment, 6), norm)
-        + _fc_block("fc7", fc, fc, 1, 0, norm)
-    )
-    trunk = Trunk(*(nn.Sequential(OrderedDict(s)) for s in (stride8, stride16, stride32)), (c1, c2, fc))
-    _init_from_scratch(trunk)
-    return trunk
-
-
 def _caffe_lrn() -> nn.LocalResponseNorm:
     """Caffe's LRN (ACROSS_CHANNELS, local_size 5, alpha 1e-4, beta 0.75, k 1): torch's
     LocalResponseNorm has the same formula, x / (k + alpha / size * sum of x^2 over the window)^beta,
@@ -124,20 +105,20 @@ def _caffe_lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
 
 
-def caffenet(*, width: float, norm: str | None, alignment: str, in_channels: int) -> Trunk:
-    """CaffeNet, the AlexNet of the release's voc-fcn-alexnet (CVPR Table 1): conv widths
-    96/256/384/384/256, LRN after pool1 and pool2, conv2/conv4/conv5 in two groups; taps norm1
-    (stride 8), norm2 (16), fc7 (32); fc6 is a 6x6 convolution. Layer names are Caffe's, so a
-    Caffe-converted state dict loads by name (``fcn_lit.models.pretrained.load_caffe_layers``)."""
-    c1, c2, c3, c4, c5, fc = (scaled(c, width) for c in (96, 256, 384, 384, 256, 4096))
+def _alexnet_layers(widths: tuple[int, ...], caffe: bool, *, width: float, norm: str | None, alignment: str,
+                    in_channels: int) -> Trunk:
+    """conv1 11x11/4, pool1, conv2 5x5, pool2, conv3-5 3x3, pool5, fc6 6x6, fc7; ``caffe`` adds
+    CaffeNet's LRN after pool1 and pool2 and splits conv2/conv4/conv5 in two groups."""
+    c1, c2, c3, c4, c5, fc = (scaled(c, width) for c in widths)
+    groups = 2 if caffe else 1
     stride8 = _conv_block("1", in_channels, c1, 11, first_conv_padding(alignment, 11), norm, stride=4)
-    stride8 += [("pool1", max_pool(alignment, 3, 2)), ("norm1", _caffe_lrn())]
-    stride16 = _conv_block("2", c1, c2, 5, 2, norm, groups=2) + [("pool2", max_pool(alignment, 3, 2)),
-                                                                  ("norm2", _caffe_lrn())]
+    stride8 += [("pool1", max_pool(alignment, 3, 2))] + ([("norm1", _caffe_lrn())] if caffe else [])
+    stride16 = _conv_block("2", c1, c2, 5, 2, norm, groups=groups) + [("pool2", max_pool(alignment, 3, 2))]
+    stride16 += [("norm2", _caffe_lrn())] if caffe else []
     stride32 = (
         _conv_block("3", c2, c3, 3, 1, norm)
-        + _conv_block("4", c3, c4, 3, 1, norm, groups=2)
-        + _conv_block("5", c4, c5, 3, 1, norm, groups=2)
+        + _conv_block("4", c3, c4, 3, 1, norm, groups=groups)
+        + _conv_block("5", c4, c5, 3, 1, norm, groups=groups)
         + [("pool5", max_pool(alignment, 3, 2))]
         + _fc_block("fc6", c5, fc, 6, fc_padding(alignment, 6), norm)
         + _fc_block("fc7", fc, fc, 1, 0, norm)
@@ -145,6 +126,20 @@ def caffenet(*, width: float, norm: str | None, alignment: str, in_channels: int
     trunk = Trunk(*(nn.Sequential(OrderedDict(s)) for s in (stride8, stride16, stride32)), (c1, c2, fc))
     _init_from_scratch(trunk)
     return trunk
+
+
+def alexnet(**options) -> Trunk:
+    """torchvision's AlexNet (not the paper's: see ``caffenet``): widths 64/192/384/256/256; taps
+    pool1 (stride 8), pool2 (16), fc7 (32); fc6 is a 6x6 convolution."""
+    return _alexnet_layers((64, 192, 384, 256, 256, 4096), caffe=False, **options)
+
+
+def caffenet(**options) -> Trunk:
+    """CaffeNet, the AlexNet of the release's voc-fcn-alexnet (CVPR Table 1): conv widths
+    96/256/384/384/256, LRN after pool1 and pool2, conv2/conv4/conv5 in two groups; taps norm1
+    (stride 8), norm2 (16), fc7 (32); fc6 is a 6x6 convolution. Layer names are Caffe's, so a
+    Caffe-converted state dict loads by name (``fcn_lit.models.pretrained.load_caffe_layers``)."""
+    return _alexnet_layers((96, 256, 384, 384, 256, 4096), caffe=True, **options)
 
 
 # torchvision's GoogLeNet table: (in, 1x1, 3x3 reduce, 3x3, "5x5" reduce, "5x5", pool proj).
