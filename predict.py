@@ -1,6 +1,8 @@
 """Segment images: `python predict.py ckpt_path=... input=<image, folder or glob> output=<dir>`.
 Exits with status 1 when some images could not be read (listed last); every other one is segmented."""
 
+
+import logging
 import sys
 
 import hydra
@@ -11,6 +13,7 @@ from fcn_lit.predict import UnreadableImages, predict
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the runtime's choices
     failure = None
     try:
         written = predict(

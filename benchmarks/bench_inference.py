@@ -17,7 +17,7 @@ from common import Timing, device, interleaved, measure, mib, sync
 from fcn_lit import speed
 from fcn_lit.models import build_fcn, import_torchfcn
 
-NATIVE_BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+NATIVE_BF16 = speed.native_bf16(torch.device("cpu"))
 # fcn-lit's default inference path: the aligned net (no 100-pixel padding) run with these options.
 DEFAULT_ALIGNMENT = "aligned"
 DEFAULT = speed.SpeedOptions()
@@ -53,7 +53,7 @@ def plain_runner(net: torch.nn.Module, x: torch.Tensor, dev: torch.device):
     return run
 
 
-PLAIN = speed.SpeedOptions(channels_last=False, compile=False, inference_mode=False, autocast=None,
+PLAIN = speed.SpeedOptions(channels_last=False, compile=False, inference_mode=False, precision="fp32",
                            cudnn_benchmark=False)
 
 
@@ -116,10 +116,10 @@ def options_table(dev: torch.device, s: dict[str, Any], aligned: torch.nn.Module
         ("caffe alignment (padding 100)", "caffe", reference),
         ("inference_mode", "aligned", replace(reference, inference_mode=True)),
         ("channels_last", "aligned", replace(reference, channels_last=True)),
-        ("autocast bf16", "aligned", replace(reference, autocast="bf16")),
+        ("autocast bf16", "aligned", replace(reference, precision="bf16")),
     ]
     if dev.type == "cuda":
-        variants += [("autocast fp16", "aligned", replace(reference, autocast="fp16")),
+        variants += [("autocast fp16", "aligned", replace(reference, precision="fp16")),
                      ("cudnn.benchmark", "aligned", replace(reference, cudnn_benchmark=True))]
     variants += [("torch.compile (dynamic)", "aligned", replace(reference, compile=True)),
                  ("default path (all chosen)", "aligned", DEFAULT)]
@@ -131,7 +131,7 @@ def options_table(dev: torch.device, s: dict[str, Any], aligned: torch.nn.Module
     for label, alignment, options in variants:
         net = aligned if alignment == "aligned" else build_fcn("vgg16", 8, 21, alignment="caffe").eval()
         prepared = speed.prepare(net, options, dev)
-        if options.resolve(dev).autocast and dev.type == "cpu" and not NATIVE_BF16:
+        if options.resolve(dev).precision == "bf16" and dev.type == "cpu" and not NATIVE_BF16:
             figures[label] = emulated_bf16(prepared, options, dev)
             continue
         run = runner(prepared, x, options, dev)
@@ -157,7 +157,7 @@ def emulated_bf16(net: torch.nn.Module, options: speed.SpeedOptions, dev: torch.
     """bf16 autocast on a CPU without native bf16 (oneDNN emulates it, tens of times slower): one
     call at 128x128 against the fp32 reference at that size, to keep the suite within minutes."""
     x = torch.randn(1, 3, 128, 128)
-    reference = measure(runner(net, x, replace(options, autocast=None), dev), dev, 1, 1).best
+    reference = measure(runner(net, x, replace(options, precision="fp32"), dev), dev, 1, 1).best
     t = measure(runner(net, x, options, dev), dev, 0, 1).best
     print(f"  {'autocast bf16 (at 128x128, emulated)':<40} {ms(t)}/img  x{reference / t:4.2f}"
           f"  (fp32 at 128x128: {ms(reference)})", flush=True)

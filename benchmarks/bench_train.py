@@ -30,8 +30,8 @@ SETTINGS = {
 SGD = dict(name="sgd", lr=1e-10, momentum=0.99, weight_decay=5e-4, bias_lr_mult=2.0)
 
 
-def step_fn(net, optimizer, loss_fn, x, y, autocast: str | None, dev: torch.device):
-    dtype = speed.AUTOCAST_DTYPES.get(autocast) if autocast else None
+def step_fn(net, optimizer, loss_fn, x, y, precision: str, dev: torch.device):
+    dtype = speed.AUTOCAST_DTYPES.get(precision)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -60,19 +60,19 @@ def main(smoke: bool = False) -> dict[str, float]:
 
     baseline = PlainFCN8s(21).to(dev).train()
     plain = step_fn(baseline, torch.optim.SGD(baseline.parameters(), lr=1e-10, momentum=0.99, weight_decay=5e-4),
-                    lambda logits, t: torch.nn.functional.cross_entropy(logits, t, ignore_index=255), x, y, None, dev)
+                    lambda logits, t: torch.nn.functional.cross_entropy(logits, t, ignore_index=255), x, y, "fp32", dev)
     options = speed.SpeedOptions(inference_mode=False).resolve(dev)
     net = speed.prepare(build_fcn("vgg16", 8, 21, alignment="aligned").train(), options, dev)
     ours = step_fn(net, build_optimizer(net, **SGD), segmentation_loss, speed.to_input(x, options, dev), y,
-                   options.autocast, dev)
+                   options.precision, dev)
 
     rows = [("plain PyTorch (port, fp32)", plain), ("fcn-lit", ours)]
     if dev.type == "cuda":  # compile pays off over a long run; on a CPU its compile time dwarfs the bench
         compiled = speed.prepare(net, replace(options, compile=True), dev)
         rows.append(("fcn-lit + torch.compile", step_fn(compiled, build_optimizer(net, **SGD), segmentation_loss,
-                                                        speed.to_input(x, options, dev), y, options.autocast, dev)))
+                                                        speed.to_input(x, options, dev), y, options.precision, dev)))
     print(f"Training step, FCN-8s VGG16, batch {s['batch']} at {s['size']}x{s['size']} (forward + backward + SGD); "
-          f"fcn-lit = aligned, channels_last={options.channels_last}, autocast={options.autocast}")
+          f"fcn-lit = aligned, channels_last={options.channels_last}, precision={options.precision}")
     figures: dict[str, Any] = {}
     timings = interleaved([step for _, step in rows], dev, s["warmup"], s["repeats"])
     base = timings[0].best

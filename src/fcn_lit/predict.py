@@ -17,7 +17,7 @@ from rich.progress import Progress
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from fcn_lit import speed
+from fcn_lit import runtime, speed
 from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.data import colorize, voc_palette
 from fcn_lit.data.palette import save_index_png
@@ -26,7 +26,7 @@ from fcn_lit.data.images import READ_ERRORS, displayed_size, read_rgb
 from fcn_lit.data.transforms import CAFFE_MEANS, Normalization, build_normalization
 from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
-from fcn_lit.module import PRIMARY_HEAD, FCNModule, is_lightning_checkpoint
+from fcn_lit.module import FCNModule, is_lightning_checkpoint
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -78,6 +78,32 @@ def _run_data_config(ckpt: Path) -> dict[str, Any]:
         if candidate.is_file():
             return OmegaConf.to_container(OmegaConf.load(candidate)).get("data", {})
     return {}
+
+
+def calibration_inputs(ckpt_path: str | Path, normalization: Normalization, spec: str | None, count: int) -> list[np.ndarray]:
+    """``count`` normalised (1, C, H, W) float32 inputs to calibrate int8 quantization on: images of
+    ``spec`` (an image, folder or glob), else images spread evenly over the training split of the
+    run's data (its config.yaml beside the checkpoint)."""
+    if spec:
+        paths = find_images(spec)
+        images = [read_rgb(paths[i]) for i in _spread(len(paths), count)]
+    else:
+        from hydra.utils import instantiate
+
+        data = _run_data_config(Path(ckpt_path))
+        if not data:
+            raise FileNotFoundError(
+                f"int8 calibrates on the run's training images, but no config.yaml sits beside {ckpt_path}: "
+                "set speed.calibration=<image folder or glob> (a few dozen images like the ones to segment)")
+        datamodule = instantiate(data)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        images = [datamodule.train_dataset[i][0] for i in _spread(len(datamodule.train_dataset), count)]
+    return [normalization(image)[None].numpy() for image in images]
+
+
+def _spread(n: int, count: int) -> list[int]:
+    return sorted({int(i) for i in np.linspace(0, n - 1, min(n, count)).round()})
 
 
 def find_images(spec: str | Path) -> list[Path]:
@@ -191,14 +217,14 @@ def predict(
     predictor = load_predictor(ckpt_path, normalization)
     dev = speed.pick_device(device)
     options = speed.SpeedOptions(**(speed_options or {}))
-    net = speed.prepare(predictor.net, options, dev)
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
     batches, unreadable = size_batches(paths, batch_size)
     loader = DataLoader(ImageFiles(paths, predictor.normalization), batch_sampler=batches,
                         num_workers=num_workers, collate_fn=_collate)
     written: list[Path] = []
-    with Progress(disable=not progress) as bar, speed.inference(options, dev):
+    run = None
+    with Progress(disable=not progress) as bar:
         task = bar.add_task(f"Segmenting {len(paths)} images", total=len(paths))
         bar.advance(task, len(unreadable))
         for indices, images, batch, failed in loader:
@@ -206,10 +232,12 @@ def predict(
             bar.advance(task, len(failed))
             if batch is None:
                 continue
-            logits = net(speed.to_input(batch, options, dev))
-            if isinstance(logits, dict):
-                logits = logits[PRIMARY_HEAD]
-            logits = logits.float()
+            if run is None:  # on the first readable batch, which runtime=auto measures the paths on
+                run = runtime.runner(
+                    predictor.net, options, dev, sample=lambda: batch,  # noqa: B023 (called at once)
+                    calibration=lambda: calibration_inputs(ckpt_path, predictor.normalization, options.calibration,
+                                                           options.calibration_images))
+            logits = run(batch)
             masks = logits.argmax(1).cpu().numpy()
             probs = logits.softmax(1).cpu().numpy() if probabilities else [None] * len(indices)
             for i, image, mask, p in zip(indices, images, masks, probs, strict=True):

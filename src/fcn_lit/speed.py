@@ -1,42 +1,60 @@
-"""Speed options for running an FCN: channels_last, torch.compile, inference_mode, autocast and
-cudnn.benchmark, as plain data (``conf/predict.yaml: speed``), shared by predict and benchmarks/.
-Each option's effect is measured by ``benchmarks/run.py``."""
+"""Speed options for running an FCN: runtime and precision (``fcn_lit.runtime``), channels_last,
+torch.compile, inference_mode and cudnn.benchmark, as plain data (``conf/predict.yaml: speed``),
+shared by predict and benchmarks/. Each option's effect is measured by ``benchmarks/run.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("auto", "fp32", *AUTOCAST_DTYPES, "int8")
+RUNTIMES = ("torch", "onnxruntime", "auto")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 matmuls in hardware: any CUDA GPU torch runs bf16 on, or a CPU with AVX512-BF16 or AMX
+    (on AVX2 oneDNN emulates bf16, several times slower than fp32). Detected, never assumed."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    """How to run a net. ``autocast``: None, "bf16" or "fp16" ("auto" picks per device, see
-    ``resolve``); ``cudnn_benchmark`` only matters on a GPU."""
+    """How to run a net. ``runtime``: torch, onnxruntime (CPU) or auto (the fastest path whose masks
+    agree with fp32 eager, measured: ``fcn_lit.runtime.choose``). ``precision``: fp32, bf16 or fp16
+    (autocast), int8 (ONNX Runtime static quantization, calibrated on ``calibration_images`` images
+    of ``calibration``: a folder or glob, null = the run's training split), or auto (see
+    ``resolve``). ``cudnn_benchmark`` only matters on a GPU."""
 
+    runtime: str = "torch"
+    precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
     inference_mode: bool = True
-    autocast: str | None = "auto"
     cudnn_benchmark: bool = True
+    calibration: str | None = None
+    calibration_images: int = 32
 
     def __post_init__(self) -> None:
-        if self.autocast not in (None, "auto", *AUTOCAST_DTYPES):
-            raise ValueError(f"speed.autocast={self.autocast!r} is not one of null, auto, {tuple(AUTOCAST_DTYPES)}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"speed.runtime={self.runtime!r} is not one of {RUNTIMES}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"speed.precision={self.precision!r} is not one of {PRECISIONS}")
+        if self.calibration_images < 1:
+            raise ValueError(f"speed.calibration_images={self.calibration_images} must be >= 1")
 
     def resolve(self, device: torch.device) -> SpeedOptions:
-        """Replace autocast="auto": bf16 on a GPU; on a CPU bf16 only with native bf16 matmuls
-        (AVX512-BF16 / AMX), since on AVX2 oneDNN emulates it several times slower than fp32."""
-        if self.autocast != "auto":
+        """Replace precision="auto" by a rule (no measurement): bf16 where the hardware has it
+        natively (``native_bf16``), else fp32."""
+        if self.precision != "auto":
             return self
-        native = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        return SpeedOptions(self.channels_last, self.compile, self.inference_mode, "bf16" if native else None,
-                            self.cudnn_benchmark)
+        return replace(self, precision="bf16" if native_bf16(device) else "fp32")
 
 
 def prepare(net: nn.Module, options: SpeedOptions, device: torch.device) -> nn.Module:
@@ -56,12 +74,12 @@ def to_input(x: Tensor, options: SpeedOptions, device: torch.device) -> Tensor:
 
 @contextmanager
 def inference(options: SpeedOptions, device: torch.device) -> Iterator[None]:
-    """inference_mode (or no_grad) and autocast, as the options ask."""
+    """inference_mode (or no_grad) and autocast to the options' bf16/fp16 precision."""
     with ExitStack() as stack:
         stack.enter_context(torch.inference_mode() if options.inference_mode else torch.no_grad())
-        autocast = options.resolve(device).autocast
-        if autocast:
-            stack.enter_context(torch.autocast(device.type, dtype=AUTOCAST_DTYPES[autocast]))
+        precision = options.resolve(device).precision
+        if precision in AUTOCAST_DTYPES:
+            stack.enter_context(torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision]))
         yield
 
 
