@@ -1,4 +1,5 @@
-"""Export a trained FCN: `python export.py ckpt_path=... output=fcn8s` -> fcn8s.onnx, fcn8s.pt."""
+"""Export a trained FCN: `python export.py ckpt_path=... output=fcn8s` -> fcn8s.onnx, fcn8s.pt
+(`quantize=int8`: and fcn8s.int8.onnx)."""
 
 import hydra
 from omegaconf import DictConfig
@@ -8,7 +9,8 @@ from fcn_lit.export import export
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    for path in export(cfg.ckpt_path, cfg.output, tuple(cfg.formats), example_size=cfg.example_size, opset=cfg.opset):
+    for path in export(cfg.ckpt_path, cfg.output, tuple(cfg.formats), example_size=cfg.example_size, opset=cfg.opset,
+                       quantize=cfg.quantize, calibration=cfg.calibration, calibration_images=cfg.calibration_images):
         print(f"Wrote {path}")
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from fcn_lit import speed
+from fcn_lit.export import export_onnx
 from fcn_lit.module import PRIMARY_HEAD
 
 log = logging.getLogger(__name__)
@@ -129,13 +130,16 @@ def quantize_int8(fp32_onnx: str | Path, out: str | Path, calibration: Iterable[
     return out
 
 
-def onnx_runner(net: nn.Module, precision: str, calibration: Callable[[], list[np.ndarray]] | None = None) -> OnnxRunner:
-    """``net`` exported to ONNX (fp32, or int8 calibrated on ``calibration()``) in a temporary
-    folder and loaded into ONNX Runtime."""
-    from fcn_lit.export import export_onnx
-
+def onnx_runner(net: nn.Module, precision: str, calibration: Callable[[], list[np.ndarray]] | None = None,
+                onnx_file: str | Path | None = None) -> OnnxRunner:
+    """ONNX Runtime on ``onnx_file`` (as export.py wrote it, fp32 or int8), else on ``net`` exported
+    to ONNX (fp32, or int8 calibrated on ``calibration()``) in a temporary folder."""
     if precision not in ("fp32", "int8"):
         raise ValueError(f"speed.precision={precision} does not run on ONNX Runtime's CPU provider: use fp32 or int8")
+    if onnx_file is not None:
+        if not Path(onnx_file).is_file():
+            raise FileNotFoundError(f"speed.onnx={str(onnx_file)!r} does not exist: give a file export.py wrote")
+        return OnnxRunner(onnx_file)
     if precision == "int8" and calibration is None:
         raise ValueError("speed.precision=int8 needs calibration images: set speed.calibration=<image folder or glob>")
     with tempfile.TemporaryDirectory(prefix="fcn-lit-onnx-") as tmp:
@@ -143,8 +147,8 @@ def onnx_runner(net: nn.Module, precision: str, calibration: Callable[[], list[n
         path = export_onnx(net.cpu(), Path(tmp) / "fp32.onnx")
         if precision == "int8":
             path = quantize_int8(path, Path(tmp) / "int8.onnx", calibration())
-        log.info("Exported the net to ONNX%s in %.0f s", " and quantized it to int8" if precision == "int8" else "",
-                 time.perf_counter() - start)
+        log.info("Exported the net to ONNX%s in %.0f s (speed.onnx=<file from export.py> skips this)",
+                 " and quantized it to int8" if precision == "int8" else "", time.perf_counter() - start)
         return OnnxRunner(path)
 
 
@@ -166,7 +170,7 @@ def build(net: nn.Module, path: InferencePath, options: speed.SpeedOptions, devi
         return torch_runner(net, replace(options, runtime="torch", precision=path.precision), device)
     if device.type != "cpu":
         raise ValueError(f"speed.runtime=onnxruntime runs on the CPU (onnxruntime's CPU build): set device=cpu, not {device}")
-    return onnx_runner(net, path.precision, calibration)
+    return onnx_runner(net, path.precision, calibration, options.onnx)
 
 
 def agreement(logits: Tensor, reference: Tensor) -> float:

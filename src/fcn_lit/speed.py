@@ -30,7 +30,8 @@ class SpeedOptions:
     agree with fp32 eager, measured: ``fcn_lit.runtime.choose``). ``precision``: fp32, bf16 or fp16
     (autocast), int8 (ONNX Runtime static quantization, calibrated on ``calibration_images`` images
     of ``calibration``: a folder or glob, null = the run's training split), or auto (see
-    ``resolve``). ``cudnn_benchmark`` only matters on a GPU."""
+    ``resolve``). ``onnx``: a file export.py wrote, run by ONNX Runtime instead of exporting the
+    checkpoint's net at start (which takes tens of seconds). ``cudnn_benchmark`` only matters on a GPU."""
 
     runtime: str = "torch"
     precision: str = "auto"
@@ -40,6 +41,7 @@ class SpeedOptions:
     cudnn_benchmark: bool = True
     calibration: str | None = None
     calibration_images: int = 32
+    onnx: str | None = None
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:

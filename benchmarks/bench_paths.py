@@ -1,0 +1,240 @@
+"""Every CPU inference path of FCN-8s VGG16 as a share of this machine's limit, and int8 on the
+quickstart model.
+
+1. The matmul peak, measured: fp32 and bf16 ``torch.mm`` (oneDNN/MKL), int8 ONNX Runtime
+   ``MatMulInteger`` (uint8 x int8, the kernels its int8 convolutions use).
+2. Each path at 500x500, batch 1, timed calls interleaved: ms, GFLOP/s (FLOPs counted by
+   ``FlopCounterMode`` on each net at its own input size) and the share of its precision's peak.
+3. The quickstart model (trained here unless ``--quickstart-ckpt``): val mean IU in fp32 eager and
+   in int8, and the share of val pixels on which each ``runtime=auto`` candidate's masks agree with
+   fp32 eager, and auto's pick.
+
+Run: PYTHONPATH=src python benchmarks/bench_paths.py [--smoke] [--quickstart-ckpt PATH]
+(part of `make bench`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from baseline import PlainFCN8s
+from common import interleaved
+from torch.utils.flop_counter import FlopCounterMode
+
+from fcn_lit import runtime, speed
+from fcn_lit.models import build_fcn, import_torchfcn
+
+CPU = torch.device("cpu")
+SETTINGS = {
+    "cpu": dict(size=500, warmup=1, repeats=3, peak_n=2048, bf16_size=128, calibration=8),
+    "smoke": dict(size=64, warmup=0, repeats=1, peak_n=256, bf16_size=64, calibration=2),
+}
+QUICKSTART = ["experiment=quickstart", "logger=csv", "num_pictures=0"]
+QUICKSTART_SMOKE = ["data.generator.num_train=16", "data.generator.num_val=4", "data.generator.size=48",
+                    "trainer.max_epochs=1", "model/backbone=vgg16_tiny"]
+
+
+def best_seconds(fn, repeats: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_peaks(n: int) -> dict[str, float]:
+    """GFLOP/s of an n x n x n matmul: fp32, bf16 (torch) and uint8 x int8 -> int32 (ONNX Runtime)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    peaks = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        peaks[name] = 2 * n**3 / best_seconds(lambda a=a, b=b: torch.mm(a, b)) / 1e9
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "int8_mm",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
+         helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])],
+        [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(onnx.shape_inference.infer_shapes(model).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8), "b": rng.integers(-127, 127, (n, n), dtype=np.int8)}
+    peaks["int8"] = 2 * n**3 / best_seconds(lambda: session.run(None, feeds)) / 1e9
+    return peaks
+
+
+def flops(net: torch.nn.Module, size: int) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.randn(1, 3, size, size))
+    return counter.get_total_flops()
+
+
+def paths(s: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
+    """Each path's ms, GFLOP/s and share of peak; FCN-8s VGG16, random weights (speed only)."""
+    torch.manual_seed(0)
+    baseline = PlainFCN8s(21).eval()
+    caffe = import_torchfcn(baseline.state_dict()).eval()
+    aligned = build_fcn("vgg16", 8, 21, alignment="aligned").eval()
+    aligned.load_state_dict(caffe.state_dict())
+    size, x = s["size"], torch.randn(1, 3, s["size"], s["size"])
+    eager = speed.SpeedOptions(precision="fp32")
+    calibration = [torch.randn(1, 3, size, size).numpy() for _ in range(s["calibration"])]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_onnx = runtime.export_onnx(aligned, Path(tmp) / "fcn8s.onnx")
+        int8_onnx = runtime.quantize_int8(fp32_onnx, Path(tmp) / "fcn8s.int8.onnx", calibration)
+        onnx_fp32, onnx_int8 = runtime.OnnxRunner(fp32_onnx), runtime.OnnxRunner(int8_onnx)
+    print(f"  (ONNX export + int8 quantization of the 500x500 net: {time.perf_counter() - start:.0f} s)")
+
+    def plain(net):
+        def run():
+            with torch.no_grad():
+                net(x)
+        return run
+
+    aligned_flops = flops(aligned, size)
+    rows = [  # label, key, run, precision, FLOPs per call
+        ("pytorch-fcn's own FCN8s, fp32", "pytorch_fcn_fp32", plain(baseline), "fp32", flops(baseline, size)),
+        ("fcn-lit, Caffe mode, fp32", "caffe_fp32", plain(caffe), "fp32", flops(caffe, size)),
+        ("fcn-lit, aligned, channels_last, fp32", "torch_fp32", lambda r=runtime.torch_runner(aligned, eager, CPU): r(x),
+         "fp32", aligned_flops),
+        ("ONNX Runtime, aligned export, fp32", "onnxruntime_fp32", lambda: onnx_fp32(x), "fp32", aligned_flops),
+        ("ONNX Runtime, aligned export, int8", "onnxruntime_int8", lambda: onnx_int8(x), "int8", aligned_flops),
+    ]
+    bf16 = runtime.torch_runner(aligned, replace(eager, precision="bf16"), CPU)
+    native = speed.native_bf16(CPU)
+    bf16_size = size if native else s["bf16_size"]  # emulated bf16 is tens of times slower: a smaller image
+    small = torch.randn(1, 3, bf16_size, bf16_size)
+    rows.append((f"fcn-lit, aligned, channels_last, bf16 autocast{'' if native else f' ({bf16_size}x{bf16_size}, emulated)'}",
+                 "torch_bf16", lambda: bf16(small), "bf16", flops(aligned, bf16_size)))
+    timings = interleaved([row[2] for row in rows], CPU, s["warmup"], s["repeats"])
+    print(f"FCN-8s VGG16, {size}x{size}, batch 1, interleaved, best of {s['repeats']}; share = GFLOP/s / matmul peak "
+          "of the path's precision")
+    print(f"  {'path':<52} {'ms':>9} {'GFLOP/s':>8} {'share':>6}")
+    figures: dict[str, Any] = {}
+    for (label, key, _, precision, count), t in zip(rows, timings, strict=True):
+        gflops = count / t.best / 1e9
+        share = gflops / peaks[precision]
+        figures[key] = {"ms": t.best * 1e3, "gflops": gflops, "share_of_peak": share, "gflop": count / 1e9,
+                        "precision": precision, "size": bf16_size if key == "torch_bf16" else size}
+        print(f"  {label:<52} {t.best * 1e3:9.1f} {gflops:8.1f} {share:6.1%}", flush=True)
+    return figures
+
+
+def quickstart_checkpoint(smoke: bool, workdir: Path) -> Path:
+    """Train the quickstart (``make quickstart``'s config) into ``workdir``; its best checkpoint."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from fcn_lit.train import train
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        cfg = compose("train", overrides=QUICKSTART + (QUICKSTART_SMOKE if smoke else []))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(workdir / "run")
+        cfg.paths.log_dir = str(workdir / "logs")
+        cfg.paths.data_dir = str(workdir / "data") if smoke else cfg.paths.data_dir
+    start = time.perf_counter()
+    result = train(cfg)
+    print(f"  trained the quickstart in {time.perf_counter() - start:.0f} s")
+    return Path(result["checkpoint"])
+
+
+def quickstart(smoke: bool, ckpt: str | None) -> dict[str, Any]:
+    """fp32 eager vs int8 val mean IU, and each auto candidate's mask agreement, on the quickstart's val split."""
+    import contextlib
+    import io
+
+    from hydra.utils import instantiate
+
+    from fcn_lit.metrics import SegmentationMetrics
+    from fcn_lit.predict import _run_data_config, calibration_inputs, load_predictor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if ckpt is None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                ckpt = str(quickstart_checkpoint(smoke, Path(tmp)))
+        predictor = load_predictor(ckpt)
+        datamodule = instantiate(_run_data_config(Path(ckpt)))
+        datamodule.prepare_data()
+        datamodule.setup("validate")
+        val = [datamodule.val_dataset[i] for i in range(len(datamodule.val_dataset))]
+        x = torch.stack([predictor.normalization(image) for image, _ in val])
+        target = torch.stack([torch.as_tensor(np.asarray(t), dtype=torch.long) for _, t in val])
+        calibration = calibration_inputs(ckpt, predictor.normalization, None, 32)
+        net, classes = predictor.net, len(predictor.class_names)
+        reference = runtime.torch_runner(net, speed.SpeedOptions(precision="fp32"), CPU)(x)
+        with tempfile.TemporaryDirectory() as export_dir:
+            fp32_onnx = runtime.export_onnx(net, Path(export_dir) / "q.onnx")
+            int8 = runtime.OnnxRunner(runtime.quantize_int8(fp32_onnx, Path(export_dir) / "q.int8.onnx", calibration))
+            options = speed.SpeedOptions(runtime="auto", onnx=str(fp32_onnx))
+            runners = {str(p): runtime.build(net, p, options, CPU) for p in runtime.candidates(CPU, "auto")}
+            runners["onnxruntime int8"] = int8
+            picked, _, table = runtime.choose(net, options, CPU, x)
+
+    def mean_iu(logits: torch.Tensor) -> float:
+        metric = SegmentationMetrics(classes)
+        metric.update(logits, target)
+        return float(metric.compute()["mean_iu"])
+
+    figures: dict[str, Any] = {"val_images": len(val), "val_pixels": int(target.numel()), "agreement": {}}
+    print(f"Quickstart model ({ckpt}), val split: {len(val)} images")
+    for name, run in runners.items():
+        logits = run(x)
+        figures["agreement"][name] = runtime.agreement(logits, reference)
+        print(f"  {name:<18} masks agree with fp32 eager on {figures['agreement'][name]:8.3%} of the val pixels; "
+              f"mean IU {100 * mean_iu(logits):.2f}")
+    figures["mean_iu_fp32"] = 100 * mean_iu(reference)
+    figures["mean_iu_int8"] = 100 * mean_iu(int8(x))
+    figures["int8_mean_iu_drop"] = figures["mean_iu_fp32"] - figures["mean_iu_int8"]
+    figures["auto_pick"] = str(picked)
+    figures["auto_table"] = table
+    print(f"  int8 mean IU drop: {figures['int8_mean_iu_drop']:.2f} points (target <= 0.5); "
+          f"runtime=auto picks {picked} (timed on the whole val split)")
+    return figures
+
+
+def main(smoke: bool = False, quickstart_ckpt: str | None = None) -> dict[str, Any]:
+    s = SETTINGS["smoke" if smoke else "cpu"]
+    features = runtime.cpu_features()
+    print(f"CPU: {features['model']}; torch kernels {features['capability']}; flags {' '.join(features['flags'])}; "
+          f"native bf16: {features['native_bf16']}; int8 dot product (VNNI/AMX): {features['int8_dot_product']}; "
+          f"{torch.get_num_threads()} threads")
+    peaks = matmul_peaks(s["peak_n"])
+    print(f"Matmul peak ({s['peak_n']}^3): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+    figures = {"cpu": features, "matmul_peak_gflops": peaks, "paths": paths(s, peaks)}
+    figures["quickstart"] = quickstart(smoke, quickstart_ckpt)
+    p = figures["paths"]
+    default = "torch_bf16" if speed.SpeedOptions().resolve(CPU).precision == "bf16" else "torch_fp32"
+    figures["default_path"] = default
+    figures["default_path_ms"] = p[default]["ms"]
+    figures["int8_speedup_vs_fp32"] = p["torch_fp32"]["ms"] / p["onnxruntime_int8"]["ms"]
+    figures["int8_mean_iu_drop"] = figures["quickstart"]["int8_mean_iu_drop"]
+    print(f"  int8 (ONNX Runtime) vs fp32 eager: x{figures['int8_speedup_vs_fp32']:.2f} (target >= 2.5 on a VNNI CPU; "
+          f"this CPU has {'VNNI' if features['int8_dot_product'] else 'no VNNI'})")
+    return figures
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--quickstart-ckpt")
+    args = parser.parse_args()
+    main(args.smoke, args.quickstart_ckpt)
