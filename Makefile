@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test bench clean-venv
+.PHONY: install quickstart test bench gpu-check clean-venv
 
 install: $(STAMP)
 
@@ -20,8 +20,13 @@ quickstart: install
 test: install
 	$(PY) -m pytest -n 2 -q
 
+# Every figure printed, and written as JSON (keys: benchmarks/README.md).
 bench: install
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --json logs/bench.json
+
+# On a CUDA machine: training MFU with DDP on every GPU, compile, inference latency, bf16 vs fp32.
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py
 
 clean-venv:
 	rm -rf $(VENV)

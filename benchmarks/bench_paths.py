@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from baseline import PlainFCN8s
-from common import interleaved
+from common import compose_train, interleaved
 from torch.utils.flop_counter import FlopCounterMode
 
 from fcn_lit import runtime, speed
@@ -137,18 +137,10 @@ def paths(s: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
 
 def quickstart_checkpoint(smoke: bool, workdir: Path) -> Path:
     """Train the quickstart (``make quickstart``'s config) into ``workdir``; its best checkpoint."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
-
     from fcn_lit.train import train
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(str(conf), version_base="1.3"):
-        cfg = compose("train", overrides=QUICKSTART + (QUICKSTART_SMOKE if smoke else []))
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(workdir / "run")
-        cfg.paths.log_dir = str(workdir / "logs")
-        cfg.paths.data_dir = str(workdir / "data") if smoke else cfg.paths.data_dir
+    overrides = QUICKSTART + (QUICKSTART_SMOKE + [f"paths.data_dir={workdir / 'data'}"] if smoke else [])
+    cfg = compose_train(overrides, workdir / "run", workdir / "logs")
     start = time.perf_counter()
     result = train(cfg)
     print(f"  trained the quickstart in {time.perf_counter() - start:.0f} s")

@@ -3,20 +3,26 @@
 Prints, in one process: inference latency and throughput of FCN-8s VGG16 at 500x500 against a
 plain-PyTorch FCN-8s, each speed option, the other trunks, one training step, peak memory, the
 Lightning loop's overhead, the data pipeline's images per second per worker, metric update cost,
-and on a GPU the MFU of bf16 training. `--smoke` runs everything at toy sizes in about a minute.
+on a GPU the MFU of bf16 training, and every CPU inference path (PyTorch fp32/bf16, ONNX Runtime
+fp32/int8) as a share of the measured matmul peak, with int8 on the quickstart model.
+`--smoke` runs everything at toy sizes; `--json FILE` writes every figure (keys in
+benchmarks/README.md); `--quickstart-ckpt PATH` reuses a trained quickstart instead of training one.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
-import sys
+import json
 import time
+from pathlib import Path
 
 import bench_data
 import bench_inference
 import bench_loop
 import bench_metrics
+import bench_paths
 import bench_train
 from common import device, machine
 
@@ -36,7 +42,12 @@ def metrics_update() -> dict[str, float]:
 
 
 def main() -> None:
-    smoke = "--smoke" in sys.argv
+    parser = argparse.ArgumentParser(description="fcn-lit's performance suite")
+    parser.add_argument("--smoke", action="store_true", help="toy sizes: checks the code paths")
+    parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    parser.add_argument("--quickstart-ckpt", help="a trained quickstart checkpoint (default: train one)")
+    args = parser.parse_args()
+    smoke = args.smoke
     start = time.perf_counter()
     print(f"fcn-lit benchmarks | {machine()}")
     section("Inference")
@@ -49,6 +60,8 @@ def main() -> None:
     data = bench_data.main(smoke)
     section("Metric update (benchmarks/bench_metrics.py)")
     metrics = metrics_update()
+    section("Inference paths as a share of the machine's peak (benchmarks/bench_paths.py)")
+    cpu = bench_paths.main(smoke, args.quickstart_ckpt)
 
     h = inference["headline"]
     section("Summary (targets from issue 7)")
@@ -69,9 +82,20 @@ def main() -> None:
         f"(x{metrics['ratio']:.2f} of score.py's numpy)",
         "MFU of bf16 training: " + (f"{100 * train['MFU']:.1f}% (target >= 40%)" if "MFU" in train else "no GPU"),
     ]
+    lines += [
+        f"CPU default path {cpu['default_path_ms']:.1f} ms; int8 x{cpu['int8_speedup_vs_fp32']:.2f} vs fp32 eager "
+        f"(target >= 2.5 on a VNNI CPU), mean IU drop {cpu['int8_mean_iu_drop']:.2f} points (target <= 0.5)",
+    ]
     for line in lines:
         print(f"  {line}")
-    print(f"\nTotal wall time {time.perf_counter() - start:.0f} s")
+    wall = time.perf_counter() - start
+    print(f"\nTotal wall time {wall:.0f} s")
+    if args.json:
+        figures = {"machine": machine(), "smoke": smoke, "wall_s": wall, "cpu": cpu, "inference": inference,
+                   "train": train, "loop": loop, "data": data, "metrics": metrics}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+        print(f"Figures written to {args.json}")
 
 
 if __name__ == "__main__":
