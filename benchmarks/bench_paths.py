@@ -65,7 +65,7 @@ def matmul_peaks(n: int) -> dict[str, float]:
         [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
          helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])],
         [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(onnx.shape_inference.infer_shapes(model).SerializeToString(), options,

@@ -34,9 +34,9 @@ def logits_of(module, rgb):
 def test_predict_folder_writes_masks_overlays_and_probabilities(tmp_path, run_checkpoint):
     ckpt, module = run_checkpoint
     images = write_images(tmp_path / "photos")
-    # fp32 forced: autocast=auto picks bf16 on CPUs with native bf16 (AVX512-BF16, AMX).
+    # fp32 forced: precision=auto picks bf16 on CPUs with native bf16 (AVX512-BF16, AMX).
     written = predict(ckpt, tmp_path / "photos", tmp_path / "out", batch_size=2, probabilities=True,
-                      progress=False, speed_options={"channels_last": True, "autocast": None})
+                      progress=False, speed_options={"channels_last": True, "precision": "fp32"})
     assert len(written) == 3 * len(images)
     palette = voc_palette(256)
     for stem, rgb in images.items():
@@ -60,12 +60,12 @@ def test_predict_folder_writes_masks_overlays_and_probabilities(tmp_path, run_ch
 
 
 def test_bf16_autocast_agrees_with_fp32_at_bf16_precision(tmp_path, run_checkpoint):
-    """The bf16 path (autocast=auto's pick on GPUs and on CPUs with native bf16), forced so that it
+    """The bf16 path (precision=auto's pick on GPUs and on CPUs with native bf16), forced so that it
     runs on every CPU (emulated where bf16 is not native)."""
     ckpt, module = run_checkpoint
     images = write_images(tmp_path / "photos", {"c": (33, 47)})
     predict(ckpt, tmp_path / "photos", tmp_path / "out", probabilities=True, progress=False,
-            speed_options={"autocast": "bf16"})
+            speed_options={"precision": "bf16"})
     for stem, rgb in images.items():
         logits = logits_of(module, rgb)
         probs = np.load(tmp_path / "out" / f"{stem}_probs.npy").astype(np.float32)

@@ -51,7 +51,7 @@ def test_every_readable_photo_is_segmented_and_the_others_listed(tmp_path, run_c
     assert Image.open(tmp_path / "photos" / "e_float.tif").mode == "F"
     with pytest.raises(UnreadableImages) as raised:
         predict(ckpt, tmp_path / "photos", tmp_path / "out", batch_size=2, progress=False,
-                speed_options={"autocast": None})
+                speed_options={"precision": "fp32"})
     failures = dict((path.name, reason) for path, reason in raised.value.failures)
     assert list(failures) == ["b_truncated.jpg", "c_not_an_image.jpg"]
     assert "truncated" in failures["b_truncated.jpg"] and "cannot identify" in failures["c_not_an_image.jpg"]
