@@ -7,12 +7,16 @@ that logs the per-class IU table and sample predictions as masks with class name
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import netrc
 import os
 import socket
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,49 +33,67 @@ from fcn_lit.sweeps import sweep_info
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "https://api.wandb.ai"
+# How long the server may take to answer before the run logs offline.
+PROBE_TIMEOUT_S = 3.0
 
 
-def _has_api_key(host: str) -> bool:
+def _api_key(host: str) -> str | None:
+    """WANDB_API_KEY, else the password of the host's ~/.netrc entry (what `wandb login` writes)."""
     if os.environ.get("WANDB_API_KEY"):
-        return True
+        return os.environ["WANDB_API_KEY"]
     try:
-        return netrc.netrc().authenticators(urlparse(host).hostname or host) is not None
+        entry = netrc.netrc().authenticators(urlparse(host).hostname or host)
     except (FileNotFoundError, netrc.NetrcParseError):
-        return False
+        return None
+    return entry[2] if entry else None
 
 
-def _reachable(host: str, timeout: float = 2.0) -> bool:
-    """A TCP connection within ``timeout`` s; DNS runs in a thread so a dead resolver cannot hang us."""
-    url = urlparse(host)
-    result: list[bool] = []
+def _server_refusal(host: str, key: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when ``host`` answers W&B's "who am I" query with this key within ``timeout`` s; else what
+    went wrong (refused, silent, an HTTP error, the key rejected). A TCP connection alone proves
+    nothing: a proxy or a broken server accepts it, then stalls wandb.init for minutes. The request
+    (DNS included) runs in a thread, so nothing can hold us past the timeout."""
+    request = urllib.request.Request(
+        f"{host.rstrip('/')}/graphql", data=json.dumps({"query": "query { viewer { id } }"}).encode(),
+        headers={"Content-Type": "application/json",
+                 "Authorization": "Basic " + base64.b64encode(f"api:{key}".encode()).decode()})
+    outcome: list[str | None] = []
 
-    def connect() -> None:
+    def ask() -> None:
         try:
-            socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read()
+            outcome.append(None)
+        except urllib.error.HTTPError as error:
+            rejected = " (the API key was rejected)" if error.code in (401, 403) else ""
+            outcome.append(f"answered HTTP {error.code}{rejected}")
+        except (OSError, ValueError) as error:  # refused, timed out, DNS, TLS, malformed URL
+            reason = getattr(error, "reason", error)
+            silent = isinstance(reason, TimeoutError | socket.timeout)
+            outcome.append(f"did not answer within {timeout:g} s" if silent else f"is not reachable ({reason})")
 
-    thread = threading.Thread(target=connect, daemon=True)
+    thread = threading.Thread(target=ask, daemon=True)
     thread.start()
     thread.join(timeout + 0.5)
-    return bool(result and result[0])
+    return outcome[0] if outcome else f"did not answer within {timeout:g} s"
 
 
 def resolve_mode(offline: bool | None) -> tuple[str, str]:
     """(wandb mode, why): WANDB_MODE wins, then ``offline``; with neither, online only when an API
-    key is configured and the server answers quickly."""
+    key is configured and the server answers an authenticated request within PROBE_TIMEOUT_S."""
     env = os.environ.get("WANDB_MODE")
     if env:
         return ("offline" if env == "dryrun" else env), f"WANDB_MODE={env}"
     if offline is not None:
         return ("offline" if offline else "online"), f"logger.wandb.offline={offline}"
     host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
-    if not _has_api_key(host):
+    key = _api_key(host)
+    if not key:
         return "offline", "no WANDB_API_KEY and no netrc entry (run `wandb login` to go online)"
-    if not _reachable(host):
-        return "offline", f"{host} is not reachable"
-    return "online", f"API key found and {host} reachable"
+    refusal = _server_refusal(host, key)
+    if refusal:
+        return "offline", f"{host} {refusal}"
+    return "online", f"API key accepted by {host}"
 
 
 class ResilientWandbLogger(WandbLogger):
