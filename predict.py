@@ -20,6 +20,7 @@ def main(cfg: DictConfig) -> None:
             cfg.ckpt_path, cfg.input, cfg.output, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
             probabilities=cfg.probabilities, alpha=cfg.alpha, device=cfg.device, normalization=cfg.normalization,
             speed_options=OmegaConf.to_container(cfg.speed),
+            tiling=OmegaConf.to_container(cfg.tiling), tta=OmegaConf.to_container(cfg.tta),
         )
     except UnreadableImages as error:
         written, failure = error.written, error

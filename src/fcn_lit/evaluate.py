@@ -8,15 +8,16 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.config_check import check_config
+from fcn_lit.inference import TTA, Segmenter, Tiling, mean_pixel
 from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import FCNModule, is_lightning_checkpoint
-from fcn_lit.summary import write_json
+from fcn_lit.summary import comparison_table, write_json
 from fcn_lit.train import instantiate_all, report_scores
 
 
@@ -48,8 +49,12 @@ def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool | Non
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Test ``cfg.ckpt_path`` on ``cfg.data``'s test split; returns the scores (also metrics.json)."""
+    """Test ``cfg.ckpt_path`` on ``cfg.data``'s test split; returns the scores (also metrics.json).
+    With ``cfg.tiling.window`` every pass runs window by window; with ``cfg.tta`` a second pass
+    scores the test-time augmented logits (``test_tta``) beside the single-scale ones (``test``)."""
     check_config(cfg)
+    tiling = Tiling(**OmegaConf.to_container(cfg.get("tiling") or {}))
+    tta = TTA(**OmegaConf.to_container(cfg.get("tta") or {}))
     path = local_checkpoint(cfg.ckpt_path)
     checkpoint = load_checkpoint(path)
     console = Console()
@@ -66,13 +71,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()
     module = load_module(checkpoint, datamodule, at_once=cfg.get("at_once"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=False)
-    trainer.test(module, datamodule=datamodule)
-    results = {
-        "checkpoint": str(path),
-        "data": datamodule.name,
-        "split": datamodule.splits["test"],
-        "test": report_scores(module.results["test"], module.hparams.class_names, "test", console),
-    }
+    net, pad_value = module.net, mean_pixel(datamodule.normalization)
+    passes = {"test": TTA()} | ({"test_tta": tta} if tta.enabled else {})
+    results = {"checkpoint": str(path), "data": datamodule.name, "split": datamodule.splits["test"]}
+    for name, views in passes.items():
+        module.net = Segmenter(net, tiling, views, pad_value)
+        trainer.test(module, datamodule=datamodule)
+        results[name] = report_scores(module.results["test"], module.hparams.class_names, name, console)
+    module.net = net
+    if tta.enabled:
+        label = f"TTA: scales {', '.join(f'{s:g}' for s in tta.scales)}{' + flips' if tta.flip else ''}"
+        console.print(comparison_table({"single-scale": results["test"], label: results["test_tta"]},
+                                       "single-scale vs test-time augmentation"))
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", results)
         console.print(f"Scores written to [bold]{run_dir / 'metrics.json'}[/bold]")

@@ -24,6 +24,7 @@ from fcn_lit.data.palette import save_index_png
 from fcn_lit.data.base import packaged_list
 from fcn_lit.data.images import READ_ERRORS, displayed_size, read_rgb
 from fcn_lit.data.transforms import CAFFE_MEANS, Normalization, build_normalization
+from fcn_lit.inference import TTA, Tiling, mean_pixel, segment
 from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import FCNModule, is_lightning_checkpoint
@@ -39,6 +40,7 @@ class Predictor:
     normalization: Normalization
     class_names: list[str]
     palette: np.ndarray
+    pad_value: Tensor  # the training data set's mean pixel, normalised: fills windows past the border
 
 
 def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> Predictor:
@@ -67,7 +69,8 @@ def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> P
         names = packaged_list("classes/voc.txt") if classes == 21 else [str(i) for i in range(classes)]
     else:
         raise ValueError(f"{path} is neither a fcn-lit checkpoint (hyper_parameters, state_dict) nor a pytorch-fcn state dict")
-    return Predictor(net.eval(), build_normalization(kind, ("color",), means), names, voc_palette(len(names)))
+    normalize = build_normalization(kind, ("color",), means)
+    return Predictor(net.eval(), normalize, names, voc_palette(len(names)), mean_pixel(normalize))
 
 
 def _run_data_config(ckpt: Path) -> dict[str, Any]:
@@ -207,12 +210,16 @@ def predict(
     device: str = "auto",
     normalization: str | None = None,
     speed_options: dict[str, Any] | None = None,
+    tiling: dict[str, Any] | None = None,
+    tta: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> list[Path]:
     """Segment every image of ``input`` into ``output``; returns the files written. Images that cannot
-    be read are left out and, once all others are written, raised as ``UnreadableImages``."""
+    be read are left out and, once all others are written, raised as ``UnreadableImages``. ``tiling``
+    ({window, stride}) and ``tta`` ({scales, flip}): see ``fcn_lit.inference``."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
+    tiles, views = Tiling(**(tiling or {})), TTA(**(tta or {}))
     paths = find_images(input)
     predictor = load_predictor(ckpt_path, normalization)
     dev = speed.pick_device(device)
@@ -237,7 +244,7 @@ def predict(
                     predictor.net, options, dev, sample=lambda: batch,  # noqa: B023 (called at once)
                     calibration=lambda: calibration_inputs(ckpt_path, predictor.normalization, options.calibration,
                                                            options.calibration_images))
-            logits = run(batch)
+            logits = segment(run, batch, tiles, views, predictor.pad_value)
             masks = logits.argmax(1).cpu().numpy()
             probs = logits.softmax(1).cpu().numpy() if probabilities else [None] * len(indices)
             for i, image, mask, p in zip(indices, images, masks, probs, strict=True):

@@ -26,6 +26,17 @@ def scores_table(scores: dict[str, Any], title: str) -> Table:
     return table
 
 
+def comparison_table(rows: dict[str, dict[str, Any]], title: str) -> Table:
+    """The four metrics of several passes (rows keyed by label), one row each."""
+    table = Table(title=title)
+    table.add_column("")
+    for name in METRIC_NAMES.values():
+        table.add_column(name, justify="right")
+    for label, scores in rows.items():
+        table.add_row(label, *(percent(scores[key]) for key in METRIC_NAMES))
+    return table
+
+
 def per_class_table(per_class_iu: list[float], class_names: list[str], title: str) -> Table:
     table = Table(title=title)
     table.add_column("class")
