@@ -178,5 +178,5 @@ def mean_pixel(normalization: Normalization) -> Tensor:
         known = mean is not None and len(mean) == channels
         raw += (list(mean[::-1]) if modality == "color" else list(mean)) if known else [0.0] * channels  # colour: BGR
         declared += [known] * channels
-    x = normalization(np.asarray(raw, np.float32).reshape(1, 1, -1)).flatten()
+    x = normalization(np.asarray(raw, np.float64).reshape(1, 1, -1)).flatten()
     return torch.where(torch.tensor(declared), x, torch.zeros_like(x))

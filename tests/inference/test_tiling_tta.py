@@ -16,12 +16,14 @@ from runconfig import REPO, compose_config
 from torch import nn
 
 from fcn_lit.data.synthetic import generate_synthetic
-from fcn_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_normalization
+from fcn_lit.data.transforms import build_normalization
 from fcn_lit.evaluate import evaluate
 from fcn_lit.inference import TTA, Segmenter, Tiling, mean_pixel
 from fcn_lit.models import build_fcn
 from fcn_lit.module import FCNModule
 from fcn_lit.predict import predict
+
+IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
 
 def tiny_fcn(seed=0):
@@ -71,17 +73,15 @@ def test_overlapping_windows_are_averaged_and_the_overhang_padded_with_the_mean(
 
 
 def test_windows_pad_with_the_data_sets_mean_pixel():
-    # Caffe input is the data set's mean subtracted: its mean pixel is 0; ImageNet input is
-    # normalised by ImageNet's statistics, so VOC's mean pixel lands near but not at 0.
-    caffe = build_normalization("caffe", ("color",), {"color": (104.00699, 116.66877, 122.67892)})
-    assert torch.equal(mean_pixel(caffe, "voc"), torch.zeros(3))
-    imagenet = build_normalization("imagenet")
-    voc_rgb = np.array([122.67892, 116.66877, 104.00699])
-    expected = (voc_rgb / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
-    np.testing.assert_allclose(mean_pixel(imagenet, "voc").numpy(), expected, rtol=1e-5)
-    siftflow = mean_pixel(imagenet, "siftflow").numpy()
-    np.testing.assert_allclose(siftflow, (np.array([108.353, 115.294, 114.578]) / 255 - IMAGENET_MEAN) / IMAGENET_STD,
-                               rtol=1e-5)
+    voc_bgr = (104.00699, 116.66877, 122.67892)
+    # Caffe input is the data set's mean subtracted: its mean pixel is 0.
+    assert torch.equal(mean_pixel(build_normalization("caffe", caffe_means={"color": voc_bgr})), torch.zeros(3))
+    # ImageNet input is normalised by ImageNet's statistics: VOC's mean pixel lands near, not at, 0.
+    imagenet = mean_pixel(build_normalization("imagenet", caffe_means={"color": voc_bgr})).numpy()
+    np.testing.assert_allclose(imagenet, (np.array(voc_bgr[::-1]) / 255 - IMAGENET_MEAN) / IMAGENET_STD, rtol=1e-5)
+    assert np.abs(imagenet).max() > 1e-3
+    # A data set without a declared mean pads with the weights' own mean pixel.
+    assert torch.equal(mean_pixel(build_normalization("imagenet")), torch.zeros(3))
 
 
 def test_bad_settings_name_the_key():
@@ -183,7 +183,7 @@ def test_eval_reports_tta_beside_single_scale(tmp_path, capsys):
     assert "single-scale vs test-time augmentation" in capsys.readouterr().out
 
     datamodule = instantiate(cfg.data)  # independent scoring of the same views, score.py's formulas
-    pad = mean_pixel(datamodule.normalization, "synthetic")
+    pad = mean_pixel(datamodule.normalization)
     for split, views in (("test", TTA()), ("test_tta", tta)):
         hist = np.zeros((6, 6), np.int64)
         with torch.no_grad():

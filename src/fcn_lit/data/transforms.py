@@ -12,7 +12,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from fcn_lit.data.base import IGNORE_INDEX, Target
-from fcn_lit.models.pretrained import IMAGENET, INCEPTION_MEAN, INCEPTION_STD, PREPROCESSINGS, Preprocessing
+from fcn_lit.models.pretrained import IMAGENET, INCEPTION_MEAN, INCEPTION_STD, Preprocessing, named_preprocessing
 
 # Channels each input modality contributes to the stacked image (NYUDv2 stacks several).
 CHANNELS = {"color": 3, "hha": 3, "depth": 1}
@@ -98,9 +98,7 @@ def build_normalization(
 ) -> Normalization:
     """The normalisation of `preprocessing` (or its name) for images stacking `modalities`."""
     if isinstance(preprocessing, str):
-        if preprocessing not in PREPROCESSINGS:
-            raise ValueError(f"data.normalization={preprocessing!r} is not one of {tuple(PREPROCESSINGS)}; pick one")
-        preprocessing = PREPROCESSINGS[preprocessing]
+        preprocessing = named_preprocessing(preprocessing)
     means = tuple((m, tuple(float(v) for v in mean)) for m, mean in (caffe_means or {}).items())
     return Normalization(preprocessing, tuple((m, CHANNELS[m]) for m in modalities), means)
 

@@ -7,7 +7,8 @@ from torch import Tensor, nn
 from fcn_lit.models.alignment import check_alignment
 from fcn_lit.models.backbones import ALWAYS_NORMALISED, BACKBONES, Trunk, build_trunk
 from fcn_lit.models.heads import FINAL_UPSCORE, STRIDES, SkipHead
-from fcn_lit.models.pretrained import SOURCES, imagenet_state_dict, load_imagenet, preprocessing
+from fcn_lit.models.pretrained import SOURCES, TIMM, imagenet_state_dict, load_imagenet, preprocessing
+from fcn_lit.models.timm_trunk import TimmTrunk
 
 NORMS = (None, "batch")
 
@@ -58,9 +59,21 @@ class LateFusionFCN(nn.Module):
         return next(iter(self.streams.values())).head.upsample(fused, x.shape[-2:])
 
 
+def _check_timm(width, norm, alignment):
+    """timm models come whole: their own widths and norms, and no Caffe padding."""
+    if width != 1.0:
+        raise ValueError(f"width={width}: timm trunks have no width multiplier; pick a smaller timm model instead")
+    if norm is not None:
+        raise ValueError(f"norm={norm!r}: timm trunks bring their own normalisation layers; set norm=null")
+    if alignment != "aligned":
+        raise ValueError(f"alignment={alignment!r}: timm trunks have no Caffe-mode padding; use alignment=aligned")
+
+
 def _check(backbone, stride, width, pretrained, norm, alignment, weights, in_channels, fusion, streams, heads):
-    if backbone not in BACKBONES:
-        raise ValueError(f"backbone={backbone!r} is not one of {tuple(BACKBONES)}")
+    if weights == TIMM:
+        _check_timm(width, norm, alignment)
+    elif backbone not in BACKBONES:
+        raise ValueError(f"backbone={backbone!r} is not one of {tuple(BACKBONES)} (any timm model: weights=timm)")
     if stride not in STRIDES:
         raise ValueError(f"stride={stride!r} is not one of {STRIDES}")
     if not width > 0:
@@ -104,7 +117,8 @@ def build_fcn(
     fusion: str | None = None,
     streams: dict[str, int] | None = None,
 ) -> nn.Module:
-    """FCN-{stride}s on a ``backbone`` trunk (see docs/architecture.md for the options).
+    """FCN-{stride}s on a ``backbone`` trunk (see docs/architecture.md for the options); with
+    ``weights="timm"``, ``backbone`` names any timm model (``fcn_lit.models.timm_trunk``).
 
     ``heads`` (e.g. ``{"semantic": 33, "geometric": 3}``) makes a multi-head net returning a dict
     (``num_classes`` ignored); ``fusion="late"`` with ``streams`` (e.g. ``{"color": 3, "hha": 3}``)
@@ -113,9 +127,11 @@ def build_fcn(
     _check(backbone, stride, width, pretrained, norm, alignment, weights, in_channels, fusion, streams, heads)
     head_options = dict(stride=stride, at_once=at_once, learnable_upsampling=learnable_upsampling)
 
-    imagenet = imagenet_state_dict(backbone, weights, weights_path) if pretrained else None
+    imagenet = imagenet_state_dict(backbone, weights, weights_path) if pretrained and weights != TIMM else None
 
-    def trunk(channels: int) -> Trunk:
+    def trunk(channels: int) -> Trunk | TimmTrunk:
+        if weights == TIMM:
+            return TimmTrunk(backbone, pretrained=pretrained, in_channels=channels, weights_path=weights_path)
         net = build_trunk(backbone, width=width, norm=norm, alignment=alignment, in_channels=channels)
         if imagenet is not None:
             load_imagenet(net, backbone, imagenet)

@@ -15,6 +15,8 @@ import torchvision
 from torch import Tensor
 
 from fcn_lit.models.backbones import Trunk
+from fcn_lit.models.timm_trunk import WEIGHTS_SOURCE as TIMM
+from fcn_lit.models.timm_trunk import pretrained_cfg
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +86,31 @@ WEIGHTS: dict[str, dict[str, Preprocessing]] = {
     "resnet101": {"torchvision": IMAGENET},
     "caffenet": {"caffe": CAFFE},
 }
-SOURCES = tuple(dict.fromkeys(source for sources in WEIGHTS.values() for source in sources))
+# Any timm model (``fcn_lit.models.timm_trunk``): the input its pretrained config names.
+SOURCES = (*dict.fromkeys(source for sources in WEIGHTS.values() for source in sources), TIMM)
+
+
+def timm_preprocessing(name: str) -> Preprocessing:
+    """The input of timm model ``name``'s weights, from its pretrained config (RGB, mean and std on
+    0..1 pixels), named ``timm:<name>``."""
+    cfg = pretrained_cfg(name)
+    return Preprocessing(f"{TIMM}:{name}", bgr=False, divisor=255.0, mean=tuple(cfg.mean), std=tuple(cfg.std))
+
+
+def named_preprocessing(name: str) -> Preprocessing:
+    """A preprocessing by its name: one of ``PREPROCESSINGS``, or ``timm:<model>``."""
+    if name.startswith(f"{TIMM}:"):
+        return timm_preprocessing(name.split(":", 1)[1])
+    if name not in PREPROCESSINGS:
+        raise ValueError(f"data.normalization={name!r} is not one of {tuple(PREPROCESSINGS)} or timm:<model> "
+                         "(null: what the trunk's weights expect)")
+    return PREPROCESSINGS[name]
 
 
 def preprocessing(backbone: str = "vgg16", weights: str = "torchvision") -> Preprocessing:
     """The input ``backbone``'s ``weights`` expect."""
+    if weights == TIMM:
+        return timm_preprocessing(backbone)
     sources = WEIGHTS.get(backbone)
     if sources is None:
         raise ValueError(f"backbone={backbone!r} is not one of {tuple(WEIGHTS)}")
@@ -105,12 +127,10 @@ def input_preprocessing(backbone: Mapping[str, Any], override: str | None = None
     expected = preprocessing(backbone["name"], backbone.get("weights", "torchvision"))
     if override is None or override == expected.name:
         return expected
-    if override not in PREPROCESSINGS:
-        raise ValueError(f"data.normalization={override!r} is not one of {tuple(PREPROCESSINGS)} or null "
-                         "(null: what the trunk's weights expect)")
+    chosen = named_preprocessing(override)
     log.warning("data.normalization=%s overrides the %s input that %s's %s weights expect",
                 override, expected.name, backbone["name"], backbone.get("weights", "torchvision"))
-    return PREPROCESSINGS[override]
+    return chosen
 
 
 def default_caffe_path(backbone: str = "vgg16") -> Path:
