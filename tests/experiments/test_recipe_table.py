@@ -8,6 +8,7 @@ import os
 import re
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 from runconfig import CONF_DIR, REPO, compose_config
 
@@ -167,3 +168,28 @@ def test_readme_table_is_the_composed_configs(table_rows):
         return
     assert block, f"{README} has no generated recipe table; run with FCN_LIT_WRITE_TABLE=1"
     assert block.group(1) == table, "experiments/README.md's recipe table drifted: rerun with FCN_LIT_WRITE_TABLE=1"
+
+
+def leaves(node: dict, prefix: str = ""):
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_recipes_state_only_what_differs_from_their_base(tmp_path):
+    """Configs are deltas: each recipe extends one base (another recipe, or _caffe_release) and sets
+    no value the base already composes to."""
+    bases: dict[str, object] = {}
+    for recipe in paper_recipes():
+        raw = yaml.safe_load((CONF_DIR / "experiment" / f"{recipe}.yaml").read_text())
+        parents = [d for d in raw.get("defaults", []) if isinstance(d, str)]
+        assert len(parents) == 1, f"{recipe} extends {parents}: one base recipe, the rest as overrides"
+        parent = parents[0]
+        if parent not in bases:
+            bases[parent] = compose_config(tmp_path / parent, [f"experiment={parent}"])
+        for key, value in leaves({k: v for k, v in raw.items() if k not in ("defaults", "task_name", "tags")}):
+            node = OmegaConf.select(bases[parent], key, default=KeyError, throw_on_missing=False)
+            theirs = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+            assert theirs != value, f"{recipe} restates {key}={value!r}, which {parent} already sets"
