@@ -9,7 +9,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from ondisk import write_nyud  # noqa: E402
+from ondisk import write_nyud, write_siftflow  # noqa: E402
 from runconfig import compose_config  # noqa: E402
 
 from fcn_lit.train import train  # noqa: E402
@@ -77,3 +77,27 @@ def test_nyud_rgbhha_pipeline_fuses_the_trained_rgb_and_hha_streams(tmp_path):
             assert torch.equal(transplanted[key], value), (stream, key)
     rgb, hha = params(stages["rgb"]["checkpoint"], "net."), params(stages["hha"]["checkpoint"], "net.")
     assert not torch.equal(rgb["head.score_fr.weight"], hha["head.score_fr.weight"])  # two sources
+
+
+@pytest.mark.slow
+def test_siftflow_pipeline_trains_32s_16s_8s_each_from_the_previous(tmp_path):
+    """experiment=siftflow_fcn8s_staged: both heads carried from stage to stage (16s and 8s at lr 0
+    here: their shared layers stay the previous stage's best)."""
+    write_siftflow(tmp_path / "siftflow", {"trainval": ["a", "b"], "test": ["c"]})
+    cfg = compose_config(tmp_path / "run", [
+        "experiment=siftflow_fcn8s_staged", *FAST[:2], "trainer=cpu", "model/backbone=vgg16_tiny",
+        "model.backbone.norm=null", "model.net.alignment=aligned", f"data.root={tmp_path / 'siftflow'}",
+        "data.num_workers=0", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false", "test=false",
+        "val_every_n_steps=1", "stages.0.max_steps=2", "stages.1.max_steps=1", "stages.2.max_steps=1",
+        "stages.0.lr=1e-3", "stages.1.lr=0.0", "stages.2.lr=0.0"])
+    stages = train(cfg)["stages"]
+    assert list(stages) == ["fcn32s", "fcn16s", "fcn8s"]
+    fcn32s, fcn16s, fcn8s = (params(stages[s]["checkpoint"], "net.") for s in stages)
+    for head in ("semantic", "geometric"):
+        assert fcn32s[f"heads.{head}.score_fr.weight"].any()  # trained in the 32s stage, then carried
+        assert not fcn16s[f"heads.{head}.score_pool4.weight"].any() and not fcn8s[f"heads.{head}.score_pool3.weight"].any()
+    for earlier, later in ((fcn32s, fcn16s), (fcn16s, fcn8s)):
+        shared = earlier.keys() & later.keys()
+        assert "trunk.stride8.conv1_1.weight" in shared
+        for key in shared:
+            assert torch.equal(later[key], earlier[key]), key
