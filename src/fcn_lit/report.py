@@ -121,7 +121,7 @@ def load_run(path: Path, label: str | None = None) -> Run:
     config_file = path / "config.yaml"
     if not config_file.exists():
         raise FileNotFoundError(f"{config_file} is missing: train.py writes it at the start of every run")
-    overrides_file = path / ".hydra" / "overrides.yaml"
+    overrides_file = path / "overrides.yaml"
     return Run(
         path=path,
         label=label or path.name,

@@ -1,5 +1,5 @@
 """A run directory belongs to one live run (a lock), and a resume keeps what the run wrote before:
-the original config.yaml stays, each resume is recorded beside it in resumes.yaml."""
+the original config.yaml and overrides.yaml stay, each resume is recorded beside them in resumes.yaml."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def _holder(path: Path) -> tuple[int, str] | None:
 
 
 def record_config(run_dir: Path, cfg: DictConfig, resumed_from: Path | None, step: int | None) -> bool:
-    """Write config.yaml for a new run. A run resumed in its own directory keeps the original
-    config.yaml and appends to resumes.yaml: when, from which checkpoint and step, the command
+    """Write config.yaml and overrides.yaml (the command line's) for a new run. A run resumed in its
+    own directory keeps both and appends to resumes.yaml: when, from which checkpoint and step, the command
     line's overrides and every setting that differs from config.yaml. Returns True for such a resume.
     Only global rank 0 writes."""
     original = run_dir / "config.yaml"
@@ -74,6 +74,7 @@ def record_config(run_dir: Path, cfg: DictConfig, resumed_from: Path | None, ste
         return continues
     if not continues:
         OmegaConf.save(cfg, original, resolve=True)
+        OmegaConf.save(OmegaConf.create(_command_line_overrides()), run_dir / "overrides.yaml")
         return False
     before = _flat(OmegaConf.to_container(OmegaConf.load(original)))
     now = _flat(OmegaConf.to_container(cfg, resolve=True))

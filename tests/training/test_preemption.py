@@ -35,9 +35,8 @@ def start_and_wait(run_dir: Path, data: Path, cwd: Path, *overrides: str):
 
 
 def snapshot(run_dir: Path) -> dict[Path, bytes]:
-    """The run's files (Hydra's own .hydra/ and job log left out: Hydra writes them before train.py runs)."""
-    return {p: p.read_bytes() for p in run_dir.rglob("*")
-            if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}
+    """The run's files but Hydra's job log."""
+    return {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log"}
 
 
 def rows(run_dir: Path) -> list[dict[str, str]]:
@@ -84,8 +83,10 @@ def test_sigterm_mid_epoch_checkpoints_refuses_a_second_run_and_resumes_with_the
     assert lrs == {**{s: 1e-4 for s in range(6)}, 6: 5e-4, 7: 5e-4}
     assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 2
 
-    # config.yaml is the original; the resume is recorded beside it.
+    # config.yaml and overrides.yaml are the original run's; the resume is recorded beside them.
     assert (run_dir / "config.yaml").read_bytes() == config
+    assert "+callbacks.wait.epoch=1" in OmegaConf.load(run_dir / "overrides.yaml")
+    assert not (run_dir / ".hydra").exists()
     [resume] = OmegaConf.to_container(OmegaConf.load(run_dir / "resumes.yaml"))
     assert resume["step"] == 6 and resume["checkpoint"] == str(run_dir / "checkpoints" / "last.ckpt")
     assert {"ckpt_path=last", "model.optimizer.lr=0.0005"} <= set(resume["overrides"])
