@@ -108,7 +108,7 @@ def snapshot(run_dir: Path) -> dict[str, tuple[int, bytes]]:
 
 @pytest.mark.slow
 def test_broken_and_mismatched_checkpoints_are_named_and_change_nothing(tiny_cfg):
-    run_dir = Path(train(tiny_cfg("trainer.max_epochs=2", *FAST))["run_dir"])
+    run_dir = Path(train(tiny_cfg(*FAST))["run_dir"])
     last = run_dir / "checkpoints" / "last.ckpt"
     [best] = run_dir.glob("checkpoints/epoch_*.ckpt")
     whole = last.read_bytes()
@@ -116,7 +116,7 @@ def test_broken_and_mismatched_checkpoints_are_named_and_change_nothing(tiny_cfg
     before = snapshot(run_dir)
 
     with pytest.raises(CheckpointError) as truncated:
-        train(tiny_cfg("trainer.max_epochs=3", "ckpt_path=last", *FAST))
+        train(tiny_cfg("trainer.max_epochs=2", "ckpt_path=last", *FAST))
     message = str(truncated.value)
     assert str(last) in message and "truncated" in message
     assert f"the previous checkpoint there is {best}" in message and f"ckpt_path={best}" in message
@@ -127,12 +127,12 @@ def test_broken_and_mismatched_checkpoints_are_named_and_change_nothing(tiny_cfg
     last.write_bytes(whole)
     before = snapshot(run_dir)
     with pytest.raises(CheckpointError) as mismatched:
-        train(tiny_cfg("trainer.max_epochs=3", "ckpt_path=last", "model=fcn16s", "model/backbone=vgg16_tiny", *FAST))
+        train(tiny_cfg("trainer.max_epochs=2", "ckpt_path=last", "model=fcn16s", "model/backbone=vgg16_tiny", *FAST))
     message = str(mismatched.value)
     assert "the checkpoint holds FCN-8s vgg16 width 0.125, 6 classes, the config asks FCN-16s vgg16" in message
     assert "score_pool3" in message and f"init_from={last}" in message
     with pytest.raises(CheckpointError, match="model.optimizer.name=sgd, the config asks adamw"):
-        train(tiny_cfg("trainer.max_epochs=3", "ckpt_path=last", "model.optimizer.name=adamw", *FAST))
+        train(tiny_cfg("trainer.max_epochs=2", "ckpt_path=last", "model.optimizer.name=adamw", *FAST))
     assert snapshot(run_dir) == before
 
 

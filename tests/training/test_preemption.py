@@ -95,15 +95,15 @@ def test_sigterm_mid_epoch_checkpoints_refuses_a_second_run_and_resumes_with_the
 
 @pytest.mark.slow
 def test_sigusr1_outside_slurm_checkpoints_and_exits_nonzero(tiny_cfg, caplog):
-    signal_self = ["+callbacks.signal._target_=faults.SignalSelf", "+callbacks.signal.epoch=1",
+    signal_self = ["+callbacks.signal._target_=faults.SignalSelf", "+callbacks.signal.epoch=0",
                    "+callbacks.signal.batch=1", f"+callbacks.signal.signum={int(signal.SIGUSR1)}"]
-    cfg = tiny_cfg("trainer.max_epochs=2", "num_pictures=0", "+trainer.num_sanity_val_steps=0", *signal_self)
+    cfg = tiny_cfg("num_pictures=0", "+trainer.num_sanity_val_steps=0", *signal_self)
     with pytest.raises(SystemExit) as stopped, caplog.at_level(logging.WARNING):
         train(cfg)
     assert stopped.value.code == 128 + signal.SIGUSR1
-    assert "Stopped by SIGUSR1 at epoch 1, step 6: checkpoint written to" in caplog.text
+    assert "Stopped by SIGUSR1 at epoch 0, step 2: checkpoint written to" in caplog.text
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == 6
+    assert torch.load(last, weights_only=True)["global_step"] == 2
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # Lightning restored the handlers
 
 
