@@ -82,7 +82,7 @@ def test_a_pickle_payload_served_over_http_runs_nothing_anywhere(tmp_path, serve
     assert not (tmp_path / "run" / "config.yaml").exists()  # refused before the run wrote anything
 
 
-def test_a_url_checksum_is_checked_and_the_download_cached(server, download_cache):
+def test_a_url_checksum_is_checked_and_the_download_cached(tmp_path, server, download_cache):
     folder, base, requests = server
     saved = {"state_dict": {"w": torch.arange(6.0)}, "epoch": 3}
     torch.save(saved, folder / "good.ckpt")
@@ -94,7 +94,9 @@ def test_a_url_checksum_is_checked_and_the_download_cached(server, download_cach
     assert url in str(wrong.value)
     assert not list(download_cache.rglob("*.ckpt"))  # the bad download was discarded
 
-    loaded = load_checkpoint(f"{url}#sha256={digest[:16]}")
+    # As typed on the command line (quoted: Hydra's grammar has no bare '#').
+    cfg = compose_config(tmp_path / "run", [f'ckpt_path="{url}#sha256={digest[:16]}"'])
+    loaded = load_checkpoint(cfg.ckpt_path)
     assert torch.equal(loaded["state_dict"]["w"], saved["state_dict"]["w"])
     load_checkpoint(f"{url}#sha256={digest}")
     assert requests == ["/good.ckpt"] * 2  # the second matching load is served from the cache
