@@ -115,6 +115,14 @@ COMMANDS: dict[str, Run | Compose | Make] = {
     "python predict.py ckpt_path=... input='photos/**/*.jpg' output=masks/ probabilities=true": Run(
         creates=("masks/c_probs.npy", "masks/c_mask.png")),
     "python export.py ckpt_path=... output=fcn8s": Run(creates=("fcn8s.onnx", "fcn8s.pt")),
+    "python predict.py ckpt_path=... input=photos/ output=tiled/ tiling.window=512 tiling.stride=341": Run(
+        creates=("tiled/a_mask.png", "tiled/c_overlay.png")),
+    "python eval.py ckpt_path=... 'tta.scales=[0.5,0.75,1.0,1.25,1.5,1.75]' tta.flip=true": Run(
+        creates=("logs/eval/runs/*/metrics.json",)),
+    "python train.py experiment=quickstart model/backbone=timm model.backbone.name=convnext_tiny": Run(
+        extra=("model.backbone.width=1.0",)),
+    "python -m fcn_lit.data.browse data=synthetic data.augmentation=modern data.batching=crop data.crop_size=64 --out browse.png": Run(
+        creates=("browse.png",)),
 }
 
 
@@ -123,11 +131,17 @@ def _key(override: str) -> str:
 
 
 def with_tiny(argv: list[str], extra: tuple[str, ...] = ()) -> list[str]:
-    """train.py commands get TINY and ``extra`` for the keys they do not set; others run as typed."""
-    if Path(argv[1]).name != "train.py":
+    """Commands taking train.py's overrides (train.py, ``-m fcn_lit.data.browse``) get TINY and
+    ``extra`` for the keys they do not set; eval.py gets TINY's data keys (the sandbox's synthetic
+    set as the trained run generated it); others run as typed."""
+    if Path(argv[1]).name == "eval.py":
+        tiny = tuple(o for o in TINY if o.startswith("data."))
+    elif Path(argv[1]).name == "train.py" or argv[1:3] == ["-m", "fcn_lit.data.browse"]:
+        tiny = TINY
+    else:
         return argv
     own = {_key(a) for a in argv[2:]}
-    return [*argv, *(o for o in TINY if _key(o) not in own), *extra]
+    return [*argv, *(o for o in tiny if _key(o) not in own), *extra]
 
 
 @pytest.fixture(scope="session")
