@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fcn_lit.losses import segmentation_loss
+from fcn_lit.losses import median_frequency_weights, segmentation_loss
 
 
 def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,3 +118,79 @@ def test_summed_loss_of_a_batch_is_the_mean_of_its_images_summed_losses() -> Non
     one = segmentation_loss(logits[:1], target[:1], normalize=False)
     copies = segmentation_loss(logits[:1].expand(4, -1, -1, -1), target[:1].expand(4, -1, -1), normalize=False)
     torch.testing.assert_close(copies, one)
+
+
+def numpy_pixel_losses(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """-log softmax of the true class per pixel (N, H, W), NaN at void pixels."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    out = np.full(target.shape, np.nan)
+    for i, y, x in zip(*np.nonzero(target != 255)):
+        out[i, y, x] = -log_prob[i, target[i, y, x], y, x]
+    return out
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_class_weighted_cross_entropy_matches_a_weighted_mean(normalize: bool) -> None:
+    logits, target = batch(2)
+    weights = [0.5, 2.0, 1.0, 3.0, 0.25]
+    losses = numpy_pixel_losses(logits.detach().numpy(), target.numpy())
+    labelled = target.numpy() != 255
+    w = np.array(weights)[np.where(labelled, target.numpy(), 0)] * labelled
+    total = np.nansum(losses * w)
+    expected = total / w.sum() if normalize else total / target.shape[0]
+    result = segmentation_loss(logits, target, normalize=normalize, class_weights=weights)
+    np.testing.assert_allclose(result.item(), expected, rtol=1e-12)
+    if normalize:  # torch's own weighted mean agrees
+        torch.testing.assert_close(result, torch.nn.functional.cross_entropy(
+            logits, target, weight=torch.tensor(weights, dtype=torch.float64), ignore_index=255))
+    with pytest.raises(ValueError, match="class_weights has 2 entries for 5 classes"):
+        segmentation_loss(logits, target, class_weights=[1.0, 2.0])
+
+
+@pytest.mark.parametrize(("threshold", "min_kept"), [(0.357, 3), (1.5, 10), (100.0, 4), (0.0, 1000)])
+def test_ohem_keeps_pixels_above_the_threshold_and_the_k_hardest_per_image(threshold, min_kept) -> None:
+    logits, target = batch(3)
+    losses = numpy_pixel_losses(logits.detach().numpy(), target.numpy())
+    kept = []
+    for image in losses:
+        values = image[~np.isnan(image)]
+        hardest = np.sort(values)[::-1]
+        floor = hardest[min(min_kept, len(values)) - 1]  # the k-th hardest loss
+        kept.append(values[(values > threshold) | (values >= floor)])
+    kept = np.concatenate(kept)
+    assert 0 < len(kept) <= (target != 255).sum()
+    result = segmentation_loss(logits, target, name="ohem", ohem_threshold=threshold, ohem_min_kept=min_kept)
+    np.testing.assert_allclose(result.item(), kept.mean(), rtol=1e-12)
+
+
+def test_dice_loss_matches_the_dice_coefficient() -> None:
+    logits, target = batch(4)
+    prob = torch.softmax(logits, 1).detach().numpy()
+    t = target.numpy()
+    dices = []
+    for c in range(logits.shape[1]):
+        p_sum = y_sum = inter = 0.0
+        for i, y, x in zip(*np.nonzero(t != 255)):
+            p, hit = prob[i, c, y, x], float(t[i, y, x] == c)
+            p_sum, y_sum, inter = p_sum + p, y_sum + hit, inter + p * hit
+        dices.append((2 * inter + 1) / (p_sum + y_sum + 1))
+    result = segmentation_loss(logits, target, name="dice")
+    np.testing.assert_allclose(result.item(), 1 - np.mean(dices), rtol=1e-12)
+    result.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="model.loss.name='focal'"):
+        segmentation_loss(logits, target, name="focal")
+
+
+def test_median_frequency_weights_follow_eigen_and_fergus() -> None:
+    masks = [np.array([[0, 0, 1], [1, 1, 255]]), np.array([[0, 2, 2], [2, 2, 2]]), np.array([[0, 0, 0], [0, 0, 1]])]
+    freq = []
+    for c in range(4):
+        present = [m for m in masks if (m == c).any()]
+        freq.append(sum((m == c).sum() for m in present) / sum((m != 255).sum() for m in present) if present else 0)
+    median = np.median([f for f in freq if f > 0])
+    expected = [median / f if f > 0 else 0.0 for f in freq]
+    counts = sum(np.bincount(m.ravel(), minlength=256) for m in masks)[:4]
+    image_pixels = sum((np.bincount(m.ravel(), minlength=256)[:4] > 0) * (m != 255).sum() for m in masks)
+    np.testing.assert_allclose(median_frequency_weights(counts, image_pixels), expected)

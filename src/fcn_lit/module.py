@@ -11,12 +11,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from fcn_lit.checkpointing import CheckpointError, load_checkpoint
-from fcn_lit.losses import segmentation_loss
+from fcn_lit.data.check import check_dataset
+from fcn_lit.losses import median_frequency_weights, segmentation_loss
 from fcn_lit.metrics import SegmentationMetrics
 from fcn_lit.models import build_fcn, transplant
 from fcn_lit.optim import apply_configured_settings, build_optimizer, build_scheduler
 
 PRIMARY_HEAD = "semantic"
+MEDIAN_FREQUENCY = "median_frequency"
 
 
 class FCNModule(L.LightningModule):
@@ -71,6 +73,7 @@ class FCNModule(L.LightningModule):
             for stage in ("val", "test")
         })
         self.results: dict[str, dict[str, Any]] = {}
+        self.balanced_weights: dict[str, list[float]] = {}
 
     def forward(self, image: Tensor) -> Tensor | dict[str, Tensor]:
         return self.net(image)
@@ -80,10 +83,36 @@ class FCNModule(L.LightningModule):
             outputs, target = {PRIMARY_HEAD: outputs}, {PRIMARY_HEAD: target}
         return [(head, outputs[head], target[head]) for head in self.heads]
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.loss.get("class_weights") == MEDIAN_FREQUENCY and not self.balanced_weights:
+            self.balanced_weights = self.count_class_weights()
+
+    def count_class_weights(self) -> dict[str, list[float]]:
+        """Median frequency weights of each head from the training split's class pixels
+        (``python -m fcn_lit.data.check`` prints the same)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            raise ValueError(f"model.loss.class_weights={MEDIAN_FREQUENCY} counts the training split's classes, "
+                             "so it needs a data module (train.py gives one); or give the weights as a list")
+        report = check_dataset(datamodule.build_dataset("train"), "training split", progress=False)
+        return {head: median_frequency_weights(report.pixels[head][:n], report.image_pixels[head][:n])
+                for head, n in self.heads.items()}
+
+    def loss_options(self, head: str) -> dict[str, Any]:
+        """model.loss for one head: median frequency weights resolved; weights given as a list
+        belong to the primary head."""
+        options = dict(self.hparams.loss)
+        weights = options.pop("class_weights", None)
+        if weights == MEDIAN_FREQUENCY:
+            weights = self.balanced_weights.get(head) or self.count_class_weights()[head]
+        elif head != PRIMARY_HEAD:
+            weights = None
+        return {**options, "class_weights": weights}
+
     def training_step(self, batch: tuple[Tensor, Any], batch_idx: int) -> Tensor:
         image, target = batch
         losses = {head: segmentation_loss(logits, t, ignore_index=self.hparams.ignore_index,
-                                          **self.hparams.loss)
+                                          **self.loss_options(head))
                   for head, logits, t in self._per_head(self(image), target)}
         loss = sum(losses.values())
         self.log("train/loss", loss, prog_bar=True, batch_size=image.shape[0])

@@ -18,10 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.syntax import Syntax
 
+from fcn_lit.models.summary import model_flops
 from fcn_lit.summary import METRIC_NAMES, percent
 from fcn_lit.sweeps import run_identity
 
 METRICS = tuple(METRIC_NAMES)  # pixel_acc, mean_acc, mean_iu, fw_iu
+FLOPS_SIZE = 500  # the input side at which a run's net is counted (the paper's 500x500)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ def comparison_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
             "recipe": ident["recipe"],
             **{m: run.test.get(m) for m in METRICS},
             "best_val_mean_iu": run.metrics.get("best_val_mean_iu"),
+            "gflops": model_flops(run.config["model"], len(run.test.get("per_class_iu", {})) or 21, FLOPS_SIZE) / 1e9,
             "paper_source": paper.source if paper else "",
             **{f"paper_{m}": (paper.scores[i] if paper else None) for i, m in enumerate(METRICS)},
         }
@@ -161,13 +164,14 @@ def comparison_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
 def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The table as the paper prints it: percent, two decimals; paper numbers beside matching runs."""
     header = ["run", "setting", "overrides", *METRIC_NAMES.values(), "best val mean IU",
-              "paper (pixel acc. / mean acc. / mean IU / f.w. IU)", "paper source"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * 5 + "---|---|"]
+              f"GFLOPs ({FLOPS_SIZE}x{FLOPS_SIZE})", "paper (pixel acc. / mean acc. / mean IU / f.w. IU)", "paper source"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * 6 + "---|---|"]
     for row in rows:
         paper = " / ".join(_paper_pct(row[f"paper_{m}"]) for m in METRICS) if row["paper_source"] else ""
         cells = [row["run"], f"{row['backbone']} FCN-{row['stride']}s {row['data']} ({row['recipe']})",
                  f"`{row['overrides']}`" if row["overrides"] else "",
-                 *(percent(row[m]) for m in METRICS), percent(row["best_val_mean_iu"]), paper, row["paper_source"]]
+                 *(percent(row[m]) for m in METRICS), percent(row["best_val_mean_iu"]), f"{row['gflops']:.1f}",
+                 paper, row["paper_source"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

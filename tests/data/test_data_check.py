@@ -37,3 +37,22 @@ def test_check_command_reports_a_wrong_root(tmp_path):
     console = Console(record=True, width=300)
     assert main(["data=voc", f"data.root={tmp_path}/nowhere"], console=console) == 1
     assert f"{tmp_path}/nowhere/JPEGImages does not exist" in console.export_text()
+
+
+def test_check_command_prints_the_median_frequency_weights_of_the_training_split(make_voc):
+    root, masks = make_voc({"train": 4, "val": 2})
+    console = Console(record=True, width=300)
+    main(["data=voc", f"data.root={root}", "data.val_split=val"], console=console)
+    out = console.export_text()
+    train = [m for name, m in masks.items() if name in (root / "ImageSets" / "Segmentation" / "train.txt").read_text().split()]
+    assert len(train) == 4
+    freq = {}
+    for c in range(21):
+        holding = [m for m in train if (m == c).any()]
+        if holding:
+            freq[c] = sum(int((m == c).sum()) for m in holding) / sum(int((m != 255).sum()) for m in holding)
+    median = float(np.median(list(freq.values())))
+    table = out[out.index("median-freq weight"):out.index("voc val")]
+    rows = {cells[1].strip(): cells[5].strip() for cells in (line.split("│") for line in table.splitlines())
+            if len(cells) == 7}
+    assert {c: rows[str(c)] for c in freq} == {c: f"{median / f:.4f}" for c, f in freq.items()}

@@ -18,18 +18,21 @@ from rich.table import Table
 
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset
 from fcn_lit.data.errors import DataError
+from fcn_lit.losses import median_frequency_weights
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 
 @dataclass
 class Report:
-    """What one split holds: sizes (h, w) -> count, per head pixels per class (index 255 = void)."""
+    """What one split holds: sizes (h, w) -> count, per head pixels per class (index 255 = void)
+    and per class the labelled pixels of the images it appears in (for median frequency balancing)."""
 
     name: str
     num_samples: int
     sizes: Counter = field(default_factory=Counter)
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
+    image_pixels: dict[str, np.ndarray] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -48,10 +51,14 @@ def check_dataset(dataset: SegmentationDataset, name: str = "", progress: bool =
         for head, mask in targets.items():
             counts = np.bincount(mask.ravel(), minlength=IGNORE_INDEX + 1)
             report.pixels[head] = report.pixels.get(head, 0) + counts
+            present = (counts[:IGNORE_INDEX] > 0) * counts[:IGNORE_INDEX].sum()
+            report.image_pixels[head] = report.image_pixels.get(head, 0) + present
     return report
 
 
-def render(report: Report, class_names: dict[str, Sequence[str]], console: Console) -> None:
+def render(report: Report, class_names: dict[str, Sequence[str]], console: Console, weights: bool = False) -> None:
+    """`weights`: add the median frequency weights training would use (`model.loss.class_weights=
+    median_frequency`), for the training split."""
     console.rule(f"{report.name}: {report.num_samples} samples, {len(report.problems)} problems")
     if report.sizes:
         heights = [h for h, _ in report.sizes]
@@ -61,13 +68,16 @@ def render(report: Report, class_names: dict[str, Sequence[str]], console: Conso
                       f"most common {common}")
     for head, counts in report.pixels.items():
         table = Table(title=f"{head} class pixel frequencies")
-        for column in ("index", "class", "pixels", "fraction"):
+        columns = ("index", "class", "pixels", "fraction") + (("median-freq weight",) if weights else ())
+        for column in columns:
             table.add_column(column, justify="right" if column != "class" else "left")
         names = class_names.get(head, ())
         total = counts.sum()
+        balanced = median_frequency_weights(counts[:IGNORE_INDEX], report.image_pixels[head]) if weights else []
         for index in np.flatnonzero(counts):
             label = "void" if index == IGNORE_INDEX else (names[index] if index < len(names) else "?")
-            table.add_row(str(index), label, str(int(counts[index])), f"{counts[index] / total:.4f}")
+            weight = (f"{balanced[index]:.4f}" if index < IGNORE_INDEX else "-",) if weights else ()
+            table.add_row(str(index), label, str(int(counts[index])), f"{counts[index] / total:.4f}", *weight)
         absent = [names[i] for i in range(len(names)) if counts[i] == 0]
         console.print(table)
         if absent:
@@ -110,7 +120,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         seen.add((type(dataset), dataset.root, dataset.split))
         names = {"semantic": dm.class_names, "geometric": getattr(dataset, "geometric_names", ())}
         report = check_dataset(dataset, f"{dm.name} {stage} ({dataset.split})")
-        render(report, names, console)
+        render(report, names, console, weights=stage == "train")
         problems += len(report.problems)
     console.rule(f"{problems} problems" if problems else "no problems found")
     return 1 if problems else 0
