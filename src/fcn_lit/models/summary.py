@@ -7,7 +7,7 @@ Overrides are train.py's; ``size=`` (default 500, the paper's) is the square inp
 multiply-add is 2) of one forward pass, counted on the meta device (no weights, no arithmetic).
 The receptive field is that of one unit of the stride-32 map the score layer reads (Table 1's
 "rf size"), measured as the support of its gradient on the input in a copy of the trunk made
-linear and positive (max pools averaged, ReLUs dropped, weights 1), so that nothing cancels.
+linear and positive (max pools averaged, ReLUs dropped, weights 1 / fan-in), so that nothing cancels.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def model_flops(model: dict[str, Any], num_classes: int, size: int = 500) -> int
 def linearized(net: nn.Module) -> nn.Module:
     """A copy whose output is a positive combination of every input pixel it can see: max pools
     become average pools of the same geometry, ReLUs and dropout vanish, norms are identities,
-    every weight is 1 and every bias 0."""
+    every weight 1 / fan-in (positive, and no overflow however deep) and every bias 0."""
     net = copy.deepcopy(net).eval()
 
     def swap(parent: nn.Module) -> None:
@@ -89,7 +89,7 @@ def linearized(net: nn.Module) -> nn.Module:
     swap(net)
     with torch.no_grad():
         for name, param in net.named_parameters():
-            param.fill_(0.0 if name.endswith("bias") else 1.0)
+            param.fill_(0.0 if name.endswith("bias") else 1.0 / param[0].numel())
     return net
 
 
@@ -98,7 +98,8 @@ def receptive_field(features: nn.Module, in_channels: int, size: int) -> int:
     support of its gradient; the input grows (to MAX_RF_INPUT) until the window stays inside it."""
     net = linearized(features)
     while True:
-        image = torch.zeros(1, in_channels, size, size, dtype=torch.float64, requires_grad=True)
+        # positive input, weights and so activations: functional ReLUs (torchvision's) pass gradients too
+        image = torch.ones(1, in_channels, size, size, dtype=torch.float64, requires_grad=True)
         out = net.double()(image)
         h, w = out.shape[-2:]
         out[..., h // 2, w // 2].sum().backward()
