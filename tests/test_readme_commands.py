@@ -50,11 +50,13 @@ TRAINED = "python train.py experiment=quickstart trainer.max_epochs=2"
 class Run:
     """Run as typed in the sandbox; ``extra`` overrides appended after TINY (train.py only);
     ``creates``: glob patterns (relative to the sandbox) each matching at least one new file;
-    ``absent``: patterns no new file may match."""
+    ``absent``: patterns no new file may match; ``prints``: text the output must hold."""
 
     extra: tuple[str, ...] = ()
     creates: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
+    realdata: bool = False  # reads ../shared/realdata: skipped when it is absent
+    prints: tuple[str, ...] = ()  # text the output must hold
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,10 @@ COMMANDS: dict[str, Run | Compose | Make] = {
         extra=("model.backbone.width=1.0",)),
     "python -m fcn_lit.data.browse data=synthetic data.augmentation=modern data.batching=crop data.crop_size=64 --out browse.png": Run(
         creates=("browse.png",)),
+    "python -m fcn_lit.data.hha ../shared/realdata/nyud/data/depth outputs/nyud_hha --raw ../shared/realdata/nyud/data/rawdepth": Run(
+        creates=("outputs/nyud_hha/rcnn_depth_demo.png",), realdata=True),
+    "python -m fcn_lit.models.summary model=fcn8s model/backbone=vgg16 size=500": Run(
+        prints=("134.5M", "216.6", "404")),
 }
 
 
@@ -148,6 +154,9 @@ def with_tiny(argv: list[str], extra: tuple[str, ...] = ()) -> list[str]:
 def sandbox(tmp_path_factory) -> Sandbox:
     """A fresh checkout: empty data/ and logs/, and a folder of photos (two sizes, one nested)."""
     box = Sandbox(tmp_path_factory.mktemp("readme"))
+    shared = box.root.parent / "shared"  # ../shared/realdata, as from the repository
+    if (REPO.parent / "shared").is_dir() and not shared.exists():
+        shared.symlink_to(REPO.parent / "shared")
     rng = np.random.default_rng(0)
     for name, (h, w) in {"a": (48, 48), "b": (48, 48), "more/c": (40, 56)}.items():
         path = box.root / "photos" / f"{name}.jpg"
@@ -175,6 +184,8 @@ def trained_run(sandbox: Sandbox) -> Path:
 
 
 def check_run(sandbox: Sandbox, command: Command, check: Run) -> None:
+    if check.realdata and not (REPO.parent / "shared" / "realdata").is_dir():
+        pytest.skip(f"real samples not found at {REPO.parent / 'shared' / 'realdata'}")
     result = run_readme_command(sandbox, command.text)
     assert result.returncode == 0, f"README.md:{command.line} `{command.text}` failed:\n{result.output[-4000:]}"
     if Path(command.argv[1]).name == "train.py":
@@ -186,6 +197,8 @@ def check_run(sandbox: Sandbox, command: Command, check: Run) -> None:
         assert result.created(pattern), f"`{command.text}` created nothing matching {pattern}: {result.new_files}"
     for pattern in check.absent:
         assert not result.created(pattern), f"`{command.text}` created {result.created(pattern)}"
+    for text in check.prints:
+        assert text in result.output, f"`{command.text}` did not print {text!r}:\n{result.output[-3000:]}"
 
 
 def check_compose(command: Command, check: Compose) -> None:
