@@ -118,7 +118,7 @@ COMMANDS: dict[str, Run | Compose | Make] = {
         creates=("masks/c_probs.npy", "masks/c_mask.png")),
     "python export.py ckpt_path=... output=fcn8s": Run(creates=("fcn8s.onnx", "fcn8s.pt")),
     "python predict.py ckpt_path=... input=photos/ output=tiled/ tiling.window=512 tiling.stride=341": Run(
-        creates=("tiled/a_mask.png", "tiled/c_overlay.png")),
+        creates=("tiled/a_mask.png", "tiled/b_overlay.png")),
     "python eval.py ckpt_path=... 'tta.scales=[0.5,0.75,1.0,1.25,1.5,1.75]' tta.flip=true": Run(
         creates=("logs/eval/runs/*/metrics.json",)),
     "python train.py experiment=quickstart model/backbone=timm model.backbone.name=convnext_tiny": Run(

@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--alpha", type=float, default=0.5, help="weight of the mask colours")
     parser.add_argument("--seed", type=int, default=0, help="shuffling and augmentation seed")
     parser.add_argument("--out", default="browse.png", help="the PNG to write (default browse.png)")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_intermixed_args(sys.argv[1:] if argv is None else argv)
     if args.samples < 1 or args.columns < 1 or not 0 <= args.alpha <= 1:
         parser.error(f"--samples {args.samples} and --columns {args.columns} must be >= 1, --alpha {args.alpha} in 0..1")
 
