@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fcn_lit.data import SegmentationDataModule
+from fcn_lit.data import VOC, SegmentationDataModule
 from fcn_lit.data.palette import save_index_png
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "voc" / "VOCdevkit" / "VOC2012"
@@ -48,7 +48,7 @@ def write_voc(root: Path, count: int) -> Path:
 
 
 def images_per_second(root: Path, augmentation: str, epochs: int) -> float:
-    dm = SegmentationDataModule("voc", root, train_split="train", val_split="train", batch_size=8, num_workers=0,
+    dm = SegmentationDataModule(VOC, root, train_split="train", val_split="train", batch_size=8, num_workers=0,
                                 batching="crop", crop_size=320, augmentation=augmentation, pin_memory=False)
     dm.setup("fit")
     loader = dm.train_dataloader()

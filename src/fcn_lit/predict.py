@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.utils import get_class
 from PIL import Image
 from rich.progress import Progress
 from torch import Tensor, nn
@@ -19,11 +20,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from fcn_lit import runtime, speed
 from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
-from fcn_lit.data import colorize, voc_palette
-from fcn_lit.data.palette import save_index_png
-from fcn_lit.data.base import packaged_list
+from fcn_lit.data import colorize
+from fcn_lit.data.base import SegmentationDataset, packaged_list
 from fcn_lit.data.images import READ_ERRORS, displayed_size, read_rgb
-from fcn_lit.data.transforms import CAFFE_MEANS, Normalization, build_normalization
+from fcn_lit.data.palette import save_index_png
+from fcn_lit.data.transforms import Normalization, build_normalization
+from fcn_lit.data.voc import VOC
 from fcn_lit.inference import TTA, Tiling, mean_pixel, segment
 from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
@@ -59,18 +61,25 @@ def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> P
         kind = input_preprocessing(hparams.backbone, normalization or data.get("normalization"))
         if list(data.get("modalities", ["color"])) != ["color"]:
             raise ValueError(f"{path} was trained on {data['modalities']}: predict reads RGB images only")
-        means = CAFFE_MEANS.get(data.get("name"), {})
+        dataset = _run_dataset_class(data)
         names = list(hparams.class_names or [str(i) for i in range(hparams.num_classes)])
         net = module.net
     elif "conv1_1.weight" in checkpoint.get("model_state_dict", checkpoint):
         net = import_torchfcn(checkpoint)  # converted from Caffe: BGR, mean-subtracted (surgery.py)
-        kind, means = normalization or "caffe", CAFFE_MEANS["voc"]
+        kind = input_preprocessing({"name": "vgg16", "weights": "caffe"}, normalization)
+        dataset = VOC  # the port's models were trained on VOC
         classes = net.head.score_fr.out_channels
         names = packaged_list("classes/voc.txt") if classes == 21 else [str(i) for i in range(classes)]
     else:
         raise ValueError(f"{path} is neither a fcn-lit checkpoint (hyper_parameters, state_dict) nor a pytorch-fcn state dict")
-    normalize = build_normalization(kind, ("color",), means)
-    return Predictor(net.eval(), normalize, names, voc_palette(len(names)), mean_pixel(normalize))
+    normalize = build_normalization(kind, caffe_means=dataset.caffe_means)
+    return Predictor(net.eval(), normalize, names, dataset.colours(len(names)), mean_pixel(normalize))
+
+
+def _run_dataset_class(data: dict[str, Any]) -> type[SegmentationDataset]:
+    """The data set class the run trained on (its facts: means, colours), or the base class's defaults."""
+    target = data.get("dataset", {}).get("_target_")
+    return get_class(target) if target else SegmentationDataset
 
 
 def _run_data_config(ckpt: Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import numpy as np
 from ondisk import SCENES, write_context, write_nyud, write_sbd, write_siftflow
 from PIL import Image
 
-from fcn_lit.data import SegmentationDataModule
+from fcn_lit.data import SBD, VOC, NYUDv2, PASCALContext, SegmentationDataModule, SIFTFlow
 
 # The means as the release's layers write them (BGR for colour).
 VOC_MEAN = (104.00699, 116.66877, 122.67892)
@@ -52,31 +52,31 @@ def assert_bit_exact(ours, release):
 
 def test_voc_sbd_input_is_the_release_layer_bit_for_bit(make_voc, tmp_path):
     root, masks = make_voc({"train": 1, "val": 1})
-    dm = SegmentationDataModule("voc", root, normalization="caffe")
+    dm = SegmentationDataModule(VOC, root, normalization="caffe")
     val_id = list(masks)[1]  # make_voc writes the train ids first
     assert_bit_exact(first_val_image(dm), release_image(root / "JPEGImages" / f"{val_id}.jpg", VOC_MEAN))
     val_id = list(write_sbd(tmp_path / "sbd", {"train": 1, "val": 1}))[1]
-    dm = SegmentationDataModule("sbd", tmp_path / "sbd", normalization="caffe")
+    dm = SegmentationDataModule(SBD, tmp_path / "sbd", normalization="caffe")
     assert_bit_exact(first_val_image(dm), release_image(tmp_path / "sbd" / "img" / f"{val_id}.jpg", VOC_MEAN))
 
 
 def test_siftflow_input_is_the_release_layer_bit_for_bit(tmp_path):
     write_siftflow(tmp_path, {"trainval": ["coast_a"], "test": ["forest_c"]})
-    dm = SegmentationDataModule("siftflow", tmp_path, train_split="trainval", val_split="test", normalization="caffe")
+    dm = SegmentationDataModule(SIFTFlow, tmp_path, train_split="trainval", val_split="test", normalization="caffe")
     expected = release_image(tmp_path / "Images" / SCENES / "forest_c.jpg", SIFTFLOW_MEAN)
     assert_bit_exact(first_val_image(dm), expected)
 
 
 def test_context_input_uses_its_own_mean_bit_for_bit(tmp_path):
     write_context(tmp_path, np.zeros((6, 8), np.uint16), split="val")
-    dm = SegmentationDataModule("context", tmp_path, train_split=None, val_split="val", normalization="caffe")
+    dm = SegmentationDataModule(PASCALContext, tmp_path, train_split=None, val_split="val", normalization="caffe")
     expected = release_image(tmp_path / "VOC2010" / "JPEGImages" / "2008_000002.jpg", CONTEXT_MEAN)
     assert_bit_exact(first_val_image(dm), expected)
 
 
 def test_nyud_color_hha_and_depth_are_the_release_layer_bit_for_bit(tmp_path):
     write_nyud(tmp_path, {"train": ["1"], "val": ["2"]})
-    dm = SegmentationDataModule("nyud", tmp_path, train_split="train", val_split="val",
+    dm = SegmentationDataModule(NYUDv2, tmp_path, train_split="train", val_split="val",
                                 modalities=["color", "hha", "depth"], normalization="caffe")
     data = tmp_path / "data"
     expected = np.concatenate([release_image(data / "images" / "img_2.png", NYUD_MEAN_BGR),

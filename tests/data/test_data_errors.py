@@ -29,7 +29,7 @@ def test_unreadable_image_names_the_file(make_voc):
 def test_missing_mask_is_reported_before_training(make_voc):
     root, _ = make_voc({"train": 3, "val": 1})
     (root / "SegmentationClass" / "2011_000002.png").unlink()
-    dm = SegmentationDataModule("voc", root, num_workers=0)
+    dm = SegmentationDataModule(VOC, root, num_workers=0)
     with pytest.raises(DataNotFoundError, match=r"SegmentationClass/2011_000002.png missing") as err:
         dm.setup("fit")
     assert "1 of 3 samples" in str(err.value) and "skip_bad_samples=true" in str(err.value)
@@ -86,7 +86,7 @@ def test_skip_bad_samples_reports_how_many_and_which(make_voc, caplog):
     (root / "SegmentationClass" / "2011_000001.png").unlink()
     jpg = root / "JPEGImages" / "2011_000002.jpg"
     jpg.write_bytes(jpg.read_bytes()[:200])
-    dm = SegmentationDataModule("voc", root, val_split=None, skip_bad_samples=True, num_workers=0)
+    dm = SegmentationDataModule(VOC, root, val_split=None, skip_bad_samples=True, num_workers=0)
     with caplog.at_level(logging.WARNING):
         dm.setup("fit")
         ds = dm.train_dataset

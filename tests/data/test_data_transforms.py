@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from fcn_lit.data import VOC, NYUDv2
 from fcn_lit.data import transforms as T
 
 
@@ -20,7 +21,7 @@ def test_caffe_normalization_is_bgr_0_255_minus_the_dataset_mean():
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, size=(4, 6, 3), dtype=np.uint8)
     mean_bgr = np.array([104.00699, 116.66877, 122.67892])
-    norm = T.build_normalization("caffe", caffe_means=T.CAFFE_MEANS["voc"])
+    norm = T.build_normalization("caffe", caffe_means=VOC.caffe_means)
     out = norm(image).numpy()
     np.testing.assert_allclose(out, (image[..., ::-1] - mean_bgr).transpose(2, 0, 1), atol=1e-4)
     np.testing.assert_array_equal(norm.denormalize(torch.from_numpy(out)), image)
@@ -31,7 +32,7 @@ def test_stacked_modalities_normalize_each_block():
     color = rng.integers(0, 256, size=(3, 4, 3)).astype(np.float32)
     hha = rng.integers(0, 256, size=(3, 4, 3)).astype(np.float32)
     depth = rng.normal(size=(3, 4, 1)).astype(np.float32)
-    norm = T.build_normalization("caffe", ("color", "hha", "depth"), T.CAFFE_MEANS["nyud"])
+    norm = T.build_normalization("caffe", {"color": 3, "hha": 3, "depth": 1}, NYUDv2.caffe_means)
     out = norm(np.concatenate([color, hha, depth], axis=-1)).numpy().transpose(1, 2, 0)
     np.testing.assert_allclose(out[..., :3], color[..., ::-1] - np.array([116.190, 97.203, 92.318]), atol=1e-4)
     np.testing.assert_allclose(out[..., 3:6], hha - np.array([132.431, 94.076, 118.477]), atol=1e-4)

@@ -6,7 +6,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from fcn_lit.data import SegmentationDataModule
+from fcn_lit.data import VOC, SegmentationDataModule
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -23,7 +23,7 @@ def compose_data(name: str, *overrides: str):
 def test_batches_for_each_batching(make_voc, batching, batch_size, train_shape):
     root, masks = make_voc({"train": 4, "val": 3})
     dm = SegmentationDataModule(
-        "voc", root, val_split="val", batching=batching, batch_size=batch_size, crop_size=16, num_workers=0
+        VOC, root, val_split="val", batching=batching, batch_size=batch_size, crop_size=16, num_workers=0
     )
     dm.prepare_data()
     dm.setup("fit")
@@ -45,7 +45,7 @@ def test_batches_for_each_batching(make_voc, batching, batch_size, train_shape):
 
 def test_attributes_follow_the_data_set(make_voc):
     root, _ = make_voc()
-    dm = SegmentationDataModule("voc", root, normalization="caffe")
+    dm = SegmentationDataModule(VOC, root, normalization="caffe")
     assert dm.num_classes == 21 and dm.class_names[0] == "background" and dm.ignore_index == 255
     assert dm.palette.shape == (21, 3) and dm.palette.dtype == np.uint8
     assert dm.task_heads is None and dm.in_channels == 3
@@ -53,7 +53,7 @@ def test_attributes_follow_the_data_set(make_voc):
 
 def test_single_batching_rejects_a_larger_batch(tmp_path):
     with pytest.raises(ValueError, match="data.batch_size=4 with data.batching=single"):
-        SegmentationDataModule("voc", tmp_path, batch_size=4, batching="single")
+        SegmentationDataModule(VOC, tmp_path, batch_size=4, batching="single")
 
 
 def test_voc_config_composes_and_names_the_missing_root(tmp_path):

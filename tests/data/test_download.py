@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from ondisk import write_sbd
 
-from fcn_lit.data import SegmentationDataModule
+from functools import partial
+
+from fcn_lit.data import SBD, VOC, SIFTFlow, SegmentationDataModule
 from fcn_lit.data.download import DownloadError, fetch
 
 
@@ -68,8 +70,9 @@ def test_download_fetches_checks_resumes_and_extracts_voc_and_sbd(tmp_path, make
     sbd_tgz = tar_folder(tmp_path / "sbd.tgz", tmp_path / "src_sbd", "benchmark_RELEASE/dataset", "w:gz")
     archives = {"voc": server.add("VOCtrainval.tar", voc_tar), "sbd": server.add("benchmark.tgz", sbd_tgz)}
     data = tmp_path / "data"
-    dm = SegmentationDataModule("voc_sbd", data / "VOCdevkit/VOC2012", sbd_root=data / "sbd/dataset",
-                                val_split="seg11valid", download=True, archives=archives, num_workers=0)
+    dm = SegmentationDataModule(VOC, data / "VOCdevkit/VOC2012", mirror=archives["voc"],
+                                train_dataset=partial(SBD, root=data / "sbd/dataset", mirror=archives["sbd"]),
+                                val_split="seg11valid", download=True, num_workers=0)
     dm.prepare_data()
     # each first transfer stopped half way: the client asked for the rest with a Range header
     assert server.requests == [
@@ -96,6 +99,5 @@ def test_wrong_checksum_names_the_url_and_both_sums(tmp_path, server):
 
 
 def test_download_is_refused_for_sets_without_an_official_archive(tmp_path):
-    dm = SegmentationDataModule("siftflow", tmp_path, download=True)
-    with pytest.raises(ValueError, match="data.download=true fetches VOC2012 and SBD only"):
-        dm.prepare_data()
+    with pytest.raises(ValueError, match="data.download=true: SIFTFlow declares no archive to fetch"):
+        SegmentationDataModule(SIFTFlow, tmp_path, download=True)

@@ -29,7 +29,7 @@ def make_folder(root, stems, rng, kind="palette"):
 def test_folder_pairs_images_and_masks_by_stem(tmp_path, kind):
     masks = make_folder(tmp_path, ["b", "a", "c"], np.random.default_rng(0), kind)
     color_map = {"0,0,0": 0, "128,0,0": 1, "0,128,0": 2, "224,224,192": 255} if kind == "color" else None
-    ds = SegmentationFolder(tmp_path / "images", tmp_path / "masks", class_names=tmp_path / "class_names.txt",
+    ds = SegmentationFolder(tmp_path, class_names=tmp_path / "class_names.txt",
                             mask_format="color" if color_map else "index", color_map=color_map)
     assert ds.ids == ["a", "b", "c"] and ds.class_names == ["sky", "road", "car"]
     for i, stem in enumerate(ds.ids):
@@ -40,7 +40,7 @@ def test_folder_pairs_images_and_masks_by_stem(tmp_path, kind):
 
 def test_folder_unknown_colour_names_the_file_and_the_colour(tmp_path):
     make_folder(tmp_path, ["a"], np.random.default_rng(0), "color")
-    ds = SegmentationFolder(tmp_path / "images", tmp_path / "masks", class_names=["sky", "road", "car"],
+    ds = SegmentationFolder(tmp_path, class_names=["sky", "road", "car"],
                             mask_format="color", color_map={"0,0,0": 0, "128,0,0": 1, "0,128,0": 2})
     with pytest.raises(BadSampleError, match=r"masks/a.png: colours \['224,224,192'\] are not in data.color_map"):
         ds[0]
@@ -50,7 +50,7 @@ def test_folder_datamodule_reads_split_lists_next_to_the_folders(tmp_path):
     make_folder(tmp_path, ["a", "b", "c", "d"], np.random.default_rng(1))
     (tmp_path / "train.txt").write_text("a\nb\nc\n")
     (tmp_path / "val.txt").write_text("d\n")
-    dm = SegmentationDataModule("folder", tmp_path, class_names=str(tmp_path / "class_names.txt"),
+    dm = SegmentationDataModule(SegmentationFolder, tmp_path, class_names=str(tmp_path / "class_names.txt"),
                                 batching="pad", batch_size=2, num_workers=0)
     assert dm.num_classes == 3
     dm.setup("fit")

@@ -26,7 +26,7 @@ def test_nyud_stacks_color_hha_and_log_depth_and_shifts_labels(tmp_path):
 
 def test_nyud_datamodule_rgbd_has_four_channels(tmp_path):
     write_nyud(tmp_path, {"train": ["1"], "val": ["2"], "test": ["3"]})
-    dm = SegmentationDataModule("nyud", tmp_path, train_split="trainval", val_split="test",
+    dm = SegmentationDataModule(NYUDv2, tmp_path, train_split="trainval", val_split="test",
                                 modalities=["color", "depth"], normalization="caffe", num_workers=0)
     assert dm.in_channels == 4 and dm.num_classes == 40
     dm.setup("fit")
@@ -37,7 +37,7 @@ def test_nyud_datamodule_rgbd_has_four_channels(tmp_path):
 
 def test_nyud_modern_augmentation_crops_all_seven_channels(tmp_path):
     write_nyud(tmp_path, {"train": ["1", "2"], "val": ["3"]}, size=(20, 24))
-    dm = SegmentationDataModule("nyud", tmp_path, train_split="train", val_split="val", num_workers=0,
+    dm = SegmentationDataModule(NYUDv2, tmp_path, train_split="train", val_split="val", num_workers=0,
                                 modalities=["color", "hha", "depth"], augmentation="modern", batching="crop",
                                 crop_size=16, batch_size=2)
     images, targets = next(iter(dm.train_dataloader()))

@@ -10,7 +10,7 @@ from ondisk import write_palette_png
 from PIL import Image
 from rich.console import Console
 
-from fcn_lit.data import BadSampleError, DataNotFoundError, SegmentationDataModule
+from fcn_lit.data import BadSampleError, DataNotFoundError, SegmentationDataModule, SegmentationFolder
 from fcn_lit.data.base import read_image
 from fcn_lit.data.check import main as check_main
 
@@ -40,7 +40,7 @@ def write_folder(root: Path, rng: np.random.Generator, size: int = 16) -> dict[s
 
 
 def folder_module(root: Path, **settings) -> SegmentationDataModule:
-    dm = SegmentationDataModule("folder", root, val_split=None, batching="pad", batch_size=2,
+    dm = SegmentationDataModule(SegmentationFolder, root, val_split=None, batching="pad", batch_size=2,
                                 class_names=["a", "b", "c"], num_workers=0, **settings)
     dm.setup("fit")
     return dm
@@ -65,7 +65,7 @@ def test_exif_orientation_applied_or_ignored_on_request(tmp_path):
     ignored, _ = folder_module(tmp_path, exif_orientation="ignore").train_dataset[0]
     np.testing.assert_array_equal(ignored, np.rot90(shown["phone"], k=1))
     with pytest.raises(ValueError, match=r"data.exif_orientation='rotate' is not one of"):
-        SegmentationDataModule("folder", tmp_path, exif_orientation="rotate")
+        SegmentationDataModule(SegmentationFolder, tmp_path, exif_orientation="rotate")
 
 
 def test_check_names_rotated_photos_and_jpeg_masks(tmp_path):

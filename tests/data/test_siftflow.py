@@ -37,7 +37,7 @@ def test_siftflow_datamodule_exposes_two_heads_and_the_unscored_classes(tmp_path
     from fcn_lit.data import SegmentationDataModule
 
     write_siftflow(tmp_path, {"trainval": ["a", "b"], "test": ["c"]})
-    dm = SegmentationDataModule("siftflow", tmp_path, train_split="trainval", val_split="test", num_workers=0)
+    dm = SegmentationDataModule(SIFTFlow, tmp_path, train_split="trainval", val_split="test", num_workers=0)
     assert dm.task_heads == {"semantic": 33, "geometric": 3} and dm.num_classes == 33
     assert [dm.class_names[i] for i in dm.excluded_classes["semantic"]] == ["cow", "desert", "moon"]
     dm.setup("fit")

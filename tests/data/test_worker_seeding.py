@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fcn_lit.data import VOC
 from fcn_lit.data import transforms as T
 
 
@@ -52,5 +53,5 @@ def test_the_datamodule_loaders_reseed_their_workers(make_voc):
     from fcn_lit.data import SegmentationDataModule
 
     root, _ = make_voc({"train": 2, "val": 1})
-    dm = SegmentationDataModule("voc", root, augmentation="modern", batching="crop", batch_size=2, num_workers=2)
+    dm = SegmentationDataModule(VOC, root, augmentation="modern", batching="crop", batch_size=2, num_workers=2)
     assert dm.train_dataloader().worker_init_fn is T.seed_worker

@@ -8,6 +8,7 @@ from fcn_lit.data.nyud import NYUDv2
 from fcn_lit.data.palette import colorize, voc_palette
 from fcn_lit.data.sbd import SBD
 from fcn_lit.data.siftflow import SIFTFlow
+from fcn_lit.data.synthetic import Synthetic
 from fcn_lit.data.voc import VOC
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "SegmentationDataModule",
     "SegmentationFolder",
     "SplitFileError",
+    "Synthetic",
     "colorize",
     "voc_palette",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,10 @@ import scipy.io
 import torch
 from PIL import Image
 
+from fcn_lit.data.download import Archive
 from fcn_lit.data.errors import BadSampleError, DataNotFoundError, SplitFileError
 from fcn_lit.data.images import READ_ERRORS, read_rgb
+from fcn_lit.data.palette import voc_palette
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +151,24 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     Subclasses set `ids`, `class_names` and implement `paths(id)` and `load(id)`, reading photos with
     `read_image(path, self.exif_orientation)` ("refuse", "apply" or "ignore": data.exif_orientation).
-    With `skip_bad_samples`, unusable samples are logged, recorded in `skipped` and replaced
-    by the next usable one instead of raising.
+    Their constructor takes `root`, `split` and `skip_bad_samples`, then their own settings. With
+    `skip_bad_samples`, unusable samples are logged, recorded in `skipped` and replaced by the next
+    usable one instead of raising.
+
+    Each data set declares its facts (as mmsegmentation's METAINFO); the data module reads them and
+    never knows a data set by name: `class_names`, `palette`, `ignore_index`, `heads` (None: one head
+    of `num_classes`; SIFT Flow: semantic and geometric), `excluded_classes` (per head, class indices
+    left out of scoring), `channels` (per input modality, in stacking order), `caffe_means` (the
+    release's data-layer mean per modality, BGR for colour; none: the Caffe weights' own), `splits`
+    (the split names it ships) and `archive` (what data.download=true fetches; None: no download).
     """
 
     class_names: Sequence[str] = ()
     exif_orientation: str = "refuse"
+    ignore_index: int = IGNORE_INDEX
+    caffe_means: Mapping[str, tuple[float, ...]] = {}
+    splits: tuple[str, ...] = ()
+    archive: Archive | None = None
 
     def __init__(self, root: Path | str, split: str, skip_bad_samples: bool = False) -> None:
         self.root = Path(root)
@@ -166,6 +180,32 @@ class SegmentationDataset(torch.utils.data.Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def palette(self) -> np.ndarray:
+        """(num_classes, 3) uint8 colours of the classes."""
+        return self.colours(self.num_classes)
+
+    @classmethod
+    def colours(cls, num_classes: int) -> np.ndarray:
+        """The data set's colours for `num_classes` classes: VOC's colour map unless it has its own."""
+        return voc_palette(num_classes)
+
+    @property
+    def heads(self) -> dict[str, int] | None:
+        return None
+
+    @property
+    def excluded_classes(self) -> dict[str, list[int]] | None:
+        return None
+
+    @property
+    def channels(self) -> dict[str, int]:
+        return {"color": 3}
+
+    @property
+    def in_channels(self) -> int:
+        return sum(self.channels.values())
 
     def __len__(self) -> int:
         return len(self.ids)

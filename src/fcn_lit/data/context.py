@@ -39,6 +39,9 @@ def label_lookup() -> np.ndarray:
 class PASCALContext(SegmentationDataset):
     """PASCAL-Context 59 classes plus background (a trained class: 60 outputs, no void)."""
 
+    splits = ("train", "val")
+    caffe_means = {"color": (104.007, 116.669, 122.679)}  # pascalcontext_layers.py
+
     def __init__(self, root: Path | str, split: str = "train", skip_bad_samples: bool = False) -> None:
         super().__init__(root, split, skip_bad_samples)
         self.class_names = packaged_list("classes/context59.txt")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +16,9 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fcn_lit.data import transforms as T
-from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset, packaged_list
+from fcn_lit.data.base import SegmentationDataset
 from fcn_lit.data.errors import DataNotFoundError, SplitFileError
 from fcn_lit.data.images import ORIENTATION_CHOICES
-from fcn_lit.data.palette import voc_palette
-
-NAMES = ("voc", "sbd", "voc_sbd", "nyud", "siftflow", "context", "folder", "synthetic")
-DEFAULT_CLASSES = {
-    "voc": "classes/voc.txt",
-    "sbd": "classes/voc.txt",
-    "voc_sbd": "classes/voc.txt",
-    "nyud": "classes/nyud.txt",
-    "siftflow": "classes/siftflow_semantic.txt",
-    "context": "classes/context59.txt",
-}
 
 # What to set instead of an empty split file, and what it does.
 NO_SPLIT = {
@@ -39,15 +30,27 @@ NO_SPLIT = {
 class SegmentationDataModule(L.LightningDataModule):
     """Data sets, transforms and loaders for one `conf/data/<name>.yaml`.
 
+    `dataset` builds the data set of a split: a data set class, or a partial of one (Hydra's
+    `_target_` with `_partial_: true`), called as `dataset(root=root, split=..., skip_bad_samples=...,
+    **settings)`, `settings` being the data set's own (`data.modalities`, `data.generator`, ...);
+    `train_dataset` (a partial holding its own root) replaces it for the training split (VOC+SBD
+    trains on SBD). What the model needs to know (classes, heads, channels, palette, means) is read
+    from the data set (`SegmentationDataset`'s facts), never from its name; `name` only labels runs.
+
     `__init__` only stores the settings; `prepare_data()` downloads or generates and checks the
     roots; `setup()` reads the split files. Raw data sets: `train_dataset`, `val_dataset`,
     `test_dataset`; batches are `(float32 (N, C, H, W), int64 (N, H, W) or a dict of such)`.
+    `normalization`: what the trunk's weights expect (`fcn_lit.models.pretrained.PREPROCESSINGS`;
+    train, eval and predict pass the model's), None: torchvision's ImageNet convention.
     """
 
     def __init__(
         self,
-        name: str,
-        root: str | Path,
+        dataset: Callable[..., SegmentationDataset],
+        root: str | Path | None = None,
+        *,
+        train_dataset: Callable[..., SegmentationDataset] | None = None,
+        name: str | None = None,
         train_split: str | None = "train",
         val_split: str | None = "val",
         test_split: str | None = None,
@@ -60,20 +63,10 @@ class SegmentationDataModule(L.LightningDataModule):
         download: bool = False,
         skip_bad_samples: bool = False,
         exif_orientation: str = "refuse",
-        class_names: Sequence[str] | str | None = None,
-        sbd_root: str | Path | None = None,
-        modalities: Sequence[str] = ("color",),
-        images_dir: str | Path | None = None,
-        masks_dir: str | Path | None = None,
-        mask_format: str = "index",
-        color_map: dict[str, Any] | None = None,
-        generator: dict[str, Any] | None = None,
-        archives: dict[str, dict[str, str]] | None = None,
         pin_memory: bool | None = None,
+        **settings: Any,
     ) -> None:
         super().__init__()
-        if name not in NAMES:
-            raise ValueError(f"data.name={name!r} is not one of {NAMES}; pick one of the conf/data/*.yaml files")
         T.check_settings(augmentation, batching)
         if exif_orientation not in ORIENTATION_CHOICES:
             raise ValueError(f"data.exif_orientation={exif_orientation!r} is not one of {ORIENTATION_CHOICES}")
@@ -82,50 +75,48 @@ class SegmentationDataModule(L.LightningDataModule):
                 f"data.batch_size={batch_size} with data.batching=single: whole images differ in size; "
                 "set data.batching=pad (pad to the largest, 255 in masks) or crop, or data.batch_size=1"
             )
-        self.name = name
-        self.root = Path(root)
+        _check_settings(dataset, settings)
+        for factory in (dataset, train_dataset):
+            if download and factory is not None and _dataset_class(factory).archive is None:
+                raise ValueError(
+                    f"data.download=true: {_dataset_class(factory).__name__} declares no archive to fetch; download "
+                    "it by hand (see the comment in conf/data/<name>.yaml) and set data.download=false"
+                )
+        self.factories = {"train": train_dataset or dataset, "val": dataset, "test": dataset}
+        self.name = name or _dataset_class(dataset).__name__
+        self.root = Path(root) if root is not None else None
+        self.settings = settings
         self.splits = {"train": train_split, "val": val_split, "test": test_split or val_split}
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.batching = batching
         self.crop_size = crop_size
         self.augmentation = augmentation
+        self.preprocessing = normalization or "imagenet"
         self.download = download
         self.skip_bad_samples = skip_bad_samples
         self.exif_orientation = exif_orientation
-        self.sbd_root = Path(sbd_root) if sbd_root else None
-        self.modalities = tuple(modalities) if name == "nyud" else ("color",)
-        self.images_dir, self.masks_dir = images_dir, masks_dir
-        self.mask_format, self.color_map = mask_format, color_map
-        self.generator = dict(generator or {})
-        self.archives = archives
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self._class_names = class_names
-        self.ignore_index = IGNORE_INDEX
-        self.in_channels = sum(T.CHANNELS[m] for m in self.modalities)
-        self.task_heads = {"semantic": 33, "geometric": 3} if name == "siftflow" else None
-        self.normalization = T.build_normalization(normalization or "imagenet", self.modalities,
-                                                   T.CAFFE_MEANS.get(name, {}))
         self.train_dataset: SegmentationDataset | None = None
         self.val_dataset: SegmentationDataset | None = None
         self.test_dataset: SegmentationDataset | None = None
+        self._described: SegmentationDataset | None = None
 
-    # --- what the model needs to know -------------------------------------------------------
+    # --- what the model needs to know: the data set's facts -----------------------------------
+
+    @property
+    def info(self) -> SegmentationDataset:
+        """The data set whose facts describe the task: the scored (validation) split's, else the first set."""
+        if self._described is None:
+            stage = next((s for s in ("val", "test", "train") if self.splits[s]), None)
+            if stage is None:
+                raise ValueError("data.train_split, val_split and test_split are all null: name a split file")
+            self._described = getattr(self, f"{stage}_dataset") or self.build_dataset(stage)
+        return self._described
 
     @property
     def class_names(self) -> list[str]:
-        names = self._class_names
-        if isinstance(names, str | Path):
-            return _read_names(Path(names))
-        if names:
-            return list(names)
-        if self.name == "synthetic":
-            return _read_names(self.root / "class_names.txt", fix="call prepare_data() to generate the set")
-        if self.name == "folder":
-            raise ValueError(
-                "data.class_names is not set for data=folder: give a list of names or a file with one per line"
-            )
-        return packaged_list(DEFAULT_CLASSES[self.name])
+        return list(self.info.class_names)
 
     @property
     def num_classes(self) -> int:
@@ -133,16 +124,27 @@ class SegmentationDataModule(L.LightningDataModule):
 
     @property
     def palette(self) -> np.ndarray:
-        return voc_palette(self.num_classes)
+        return self.info.palette
+
+    @property
+    def ignore_index(self) -> int:
+        return self.info.ignore_index
+
+    @property
+    def task_heads(self) -> dict[str, int] | None:
+        return self.info.heads
 
     @property
     def excluded_classes(self) -> dict[str, list[int]] | None:
-        """Classes the paper leaves out of scoring: SIFT Flow's cow, desert and moon (absent from test)."""
-        if self.name != "siftflow":
-            return None
-        from fcn_lit.data.siftflow import ABSENT_FROM_TEST
+        return self.info.excluded_classes
 
-        return {"semantic": [self.class_names.index(c) for c in ABSENT_FROM_TEST]}
+    @property
+    def in_channels(self) -> int:
+        return self.info.in_channels
+
+    @cached_property
+    def normalization(self) -> T.Normalization:
+        return T.build_normalization(self.preprocessing, self.info.channels, self.info.caffe_means)
 
     def denormalize(self, image: torch.Tensor) -> np.ndarray:
         """A normalised (C, H, W) image back to uint8 HxWx3 RGB, for pictures."""
@@ -151,17 +153,10 @@ class SegmentationDataModule(L.LightningDataModule):
     # --- data sets ----------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Generate (synthetic) or download (data.download=true), then check roots and split files."""
-        if self.name == "synthetic":
-            from fcn_lit.data.synthetic import generate_synthetic
-
-            generate_synthetic(self.root, **self.generator)
-        elif self.download:
-            from fcn_lit.data.download import download_dataset
-
-            download_dataset(self.name, self.root, self.sbd_root, self.archives)
+        """Build every split's data set (which downloads or generates, where the data set does), and
+        report every missing root or split file at once."""
         problems = []
-        for stage in ("train", "val", "test"):
+        for stage in ("val", "test", "train"):
             if self.splits[stage]:
                 try:
                     self.build_dataset(stage)
@@ -171,7 +166,7 @@ class SegmentationDataModule(L.LightningDataModule):
             raise DataNotFoundError("\n".join(problems))
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
         for split in wanted.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
             if self.splits[split] and getattr(self, f"{split}_dataset") is None:
                 dataset = self.build_dataset(split)
@@ -180,52 +175,20 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def build_dataset(self, stage: str) -> SegmentationDataset:
         """The raw data set of `stage` ("train", "val" or "test"), without transforms."""
+        factory = self.factories[stage]
+        options: dict[str, Any] = {"split": self.splits[stage], "skip_bad_samples": self.skip_bad_samples}
+        if factory is self.factories["val"]:
+            options |= self.settings | ({"root": self.root} if self.root is not None else {})
+        if self.download:
+            options["download"] = True
         try:
-            dataset = self._new_dataset(stage)
+            dataset = factory(**options)
         except SplitFileError as err:
             if stage == "val" or (stage == "test" and self.splits["test"] != self.splits["val"]):
                 raise SplitFileError(f"{err} Or set {NO_SPLIT[stage]}.") from err
             raise
         dataset.exif_orientation = self.exif_orientation
         return dataset
-
-    def _new_dataset(self, stage: str) -> SegmentationDataset:
-        split = self.splits[stage]
-        skip = self.skip_bad_samples
-        if self.name in ("voc", "synthetic") or (self.name == "voc_sbd" and stage != "train"):
-            from fcn_lit.data.voc import VOC
-
-            return VOC(self.root, split, class_names=self.class_names, skip_bad_samples=skip)
-        if self.name in ("sbd", "voc_sbd"):
-            from fcn_lit.data.sbd import SBD
-
-            root = self.sbd_root if self.name == "voc_sbd" else self.root
-            if root is None:
-                raise DataNotFoundError("data.sbd_root is not set: point it at SBD's dataset/ folder")
-            return SBD(root, split, class_names=self.class_names, skip_bad_samples=skip)
-        if self.name == "nyud":
-            from fcn_lit.data.nyud import NYUDv2
-
-            return NYUDv2(self.root, split, modalities=self.modalities, skip_bad_samples=skip)
-        if self.name == "siftflow":
-            from fcn_lit.data.siftflow import SIFTFlow
-
-            return SIFTFlow(self.root, split, skip_bad_samples=skip)
-        if self.name == "context":
-            from fcn_lit.data.context import PASCALContext
-
-            return PASCALContext(self.root, split, skip_bad_samples=skip)
-        from fcn_lit.data.folder import SegmentationFolder
-
-        return SegmentationFolder(
-            self.images_dir or self.root / "images",
-            self.masks_dir or self.root / "masks",
-            split=split,
-            class_names=self.class_names,
-            mask_format=self.mask_format,
-            color_map=self.color_map,
-            skip_bad_samples=skip,
-        )
 
     # --- loaders ------------------------------------------------------------------------------
 
@@ -266,9 +229,6 @@ class SegmentationDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
-
 
 def _training_sampler(dataset: Dataset) -> DistributedSampler | None:
     """One process: a shuffle seeded by (seed, epoch), which Lightning advances with set_epoch, so a run
@@ -288,10 +248,15 @@ def _evaluation_sampler(dataset: Dataset) -> UnrepeatedDistributedSampler | None
     return UnrepeatedDistributedSampler(dataset, shuffle=False)
 
 
-def _read_names(path: Path, fix: str = "write one class name per line, in index order") -> list[str]:
-    if not path.is_file():
-        raise DataNotFoundError(f"class names file {path} does not exist: {fix}")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not names:
-        raise DataNotFoundError(f"class names file {path} is empty: {fix}")
-    return names
+def _dataset_class(factory: Callable[..., SegmentationDataset]) -> type:
+    return getattr(factory, "func", factory)
+
+
+def _check_settings(factory: Callable[..., SegmentationDataset], settings: dict[str, Any]) -> None:
+    """Raise naming the key when a setting is not one of the data set's own."""
+    cls = _dataset_class(factory)
+    accepted = set(inspect.signature(cls).parameters) - {"root", "split", "skip_bad_samples", "download"}
+    unknown = sorted(set(settings) - accepted)
+    if unknown:
+        raise ValueError(f"data.{unknown[0]} is not a setting of {cls.__name__} (its settings: "
+                         f"{sorted(accepted) or 'none'}): remove it or pick the data set it belongs to")

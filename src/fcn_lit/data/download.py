@@ -1,4 +1,4 @@
-"""`data.download=true`: fetch the official VOC2012 and SBD archives, resumable, checksummed."""
+"""`data.download=true`: fetch a data set's official archive (its module's `archive`), resumable, checksummed."""
 
 from __future__ import annotations
 
@@ -26,20 +26,6 @@ class Archive:
     url: str
     md5: str
     member: str  # the folder inside the archive that becomes the data set's root
-
-
-ARCHIVES = {
-    "voc": Archive(
-        "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
-        "6cd6e144f989b92b3379bac3b3de84fd",
-        "VOCdevkit/VOC2012",
-    ),
-    "sbd": Archive(
-        "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
-        "82b4d87ceb2ed10f6038a1cba92111cb",
-        "benchmark_RELEASE/dataset",
-    ),
-}
 
 
 def md5sum(path: Path) -> str:
@@ -118,29 +104,13 @@ def extract(archive: Path, member: str, root: Path) -> None:
     shutil.rmtree(staging)
 
 
-def download_archive(key: str, root: Path, override: Mapping[str, str] | None = None) -> None:
-    """Make `root` the `member` folder of archive `key` ("voc" or "sbd"), unless it already exists."""
+def download_archive(spec: Archive, root: Path, mirror: Mapping[str, str] | None = None) -> None:
+    """Make `root` the `member` folder of archive `spec`, unless it already holds files; `mirror`
+    ({url, md5[, member]}) replaces the official address."""
     root = Path(root)
     if root.is_dir() and any(root.iterdir()):
         return
-    spec = ARCHIVES[key]
-    if override:
-        spec = Archive(override.get("url", spec.url), override.get("md5", spec.md5), override.get("member", spec.member))
+    if mirror:
+        spec = Archive(mirror.get("url", spec.url), mirror.get("md5", spec.md5), mirror.get("member", spec.member))
     archive = fetch(spec.url, root.parent / spec.url.rsplit("/", 1)[-1], spec.md5)
     extract(archive, spec.member, root)
-
-
-def download_dataset(
-    name: str, root: Path, sbd_root: Path | None = None, archives: Mapping[str, Mapping[str, str]] | None = None
-) -> None:
-    """Fetch what data set `name` needs: VOC2012 (voc), SBD (sbd), or both (voc_sbd)."""
-    archives = archives or {}
-    if name not in ("voc", "sbd", "voc_sbd"):
-        raise ValueError(
-            f"data.download=true fetches VOC2012 and SBD only, not data.name={name!r}: download it by hand "
-            "(see the comment in conf/data/<name>.yaml) and set data.download=false"
-        )
-    if name in ("voc", "voc_sbd"):
-        download_archive("voc", root, archives.get("voc"))
-    if name in ("sbd", "voc_sbd"):
-        download_archive("sbd", root if name == "sbd" else sbd_root, archives.get("sbd"))

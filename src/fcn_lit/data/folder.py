@@ -34,7 +34,7 @@ def parse_color_map(color_map: Mapping) -> dict[int, int]:
 
 
 class SegmentationFolder(SegmentationDataset):
-    """Images in `images_dir`, masks `<stem>.png` in `masks_dir`.
+    """Images in `images_dir` (default `<root>/images`), masks `<stem>.png` in `masks_dir` (`<root>/masks`).
 
     Masks are palette or greyscale PNGs of class indices (`mask_format="index"`), or RGB colour masks
     (`mask_format="color"`) translated by `color_map` ({"r,g,b": class}, 255 for void).
@@ -44,16 +44,17 @@ class SegmentationFolder(SegmentationDataset):
 
     def __init__(
         self,
-        images_dir: Path | str,
-        masks_dir: Path | str,
+        root: Path | str,
         split: str | Path | None = None,
+        skip_bad_samples: bool = False,
+        images_dir: Path | str | None = None,
+        masks_dir: Path | str | None = None,
         class_names: Sequence[str] | Path | str = (),
         mask_format: str = "index",
         color_map: Mapping | None = None,
-        skip_bad_samples: bool = False,
     ) -> None:
-        self.images_dir = require_dir(Path(images_dir), "images folder", FOLDER_FIX)
-        self.masks_dir = require_dir(Path(masks_dir), "masks folder", FOLDER_FIX)
+        self.images_dir = require_dir(Path(images_dir or Path(root) / "images"), "images folder", FOLDER_FIX)
+        self.masks_dir = require_dir(Path(masks_dir or Path(root) / "masks"), "masks folder", FOLDER_FIX)
         super().__init__(self.images_dir.parent, str(split), skip_bad_samples)
         if isinstance(class_names, str | Path):
             class_names = read_split(Path(class_names), "Write one class name per line, in index order.")

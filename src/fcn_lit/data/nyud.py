@@ -22,6 +22,7 @@ from fcn_lit.data.errors import BadSampleError, DataNotFoundError
 
 MEAN_LOG_DEPTH = 7.844  # mean of log(depth in mm) over the training set (nyud_layers.py)
 MODALITY_DIRS = {"color": "images", "hha": "hha", "depth": "depth"}
+MODALITY_CHANNELS = {"color": 3, "hha": 3, "depth": 1}
 NYUD_FIX = (
     "Point data.root at the folder holding data/images/, data/hha/, data/depth/, segmentation/ and the split "
     "lists (train.txt, val.txt, test.txt); get it from http://dl.caffe.berkeleyvision.org/nyud.tar.gz "
@@ -51,6 +52,14 @@ class NYUDv2(SegmentationDataset):
     "depth" (1). The image is uint8 unless depth is included, then float32 (depth as log - mean).
     `split="trainval"` is train + val when there is no trainval.txt.
     """
+
+    splits = ("train", "val", "test", "trainval")
+    # nyud_layers.py: colour BGR, HHA in its own order (depth's log mean is MEAN_LOG_DEPTH, applied on reading).
+    caffe_means = {"color": (116.190, 97.203, 92.318), "hha": (132.431, 94.076, 118.477)}
+
+    @property
+    def channels(self) -> dict[str, int]:
+        return {m: MODALITY_CHANNELS[m] for m in self.modalities}
 
     def __init__(
         self,

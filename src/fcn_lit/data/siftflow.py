@@ -44,6 +44,18 @@ class SIFTFlow(SegmentationDataset):
     """SIFT Flow; targets are dicts `{"semantic": HxW (33 classes), "geometric": HxW (3 classes)}`."""
 
     geometric_names = list(GEOMETRIC_CLASSES)
+    splits = ("trainval", "test")
+    caffe_means = {"color": (114.578, 115.294, 108.353)}  # siftflow_layers.py
+
+    @property
+    def heads(self) -> dict[str, int]:
+        """One trunk, two heads: semantic (33 classes) and geometric (3), paper Section 5."""
+        return {"semantic": self.num_classes, "geometric": len(GEOMETRIC_CLASSES)}
+
+    @property
+    def excluded_classes(self) -> dict[str, list[int]]:
+        """Cow, desert and moon never occur in test: the paper leaves them out of scoring."""
+        return {"semantic": [self.class_names.index(c) for c in ABSENT_FROM_TEST]}
 
     def __init__(self, root: Path | str, split: str = "trainval", skip_bad_samples: bool = False) -> None:
         super().__init__(root, split, skip_bad_samples)

@@ -16,7 +16,9 @@ from PIL import Image
 from rich.progress import track
 from scipy import ndimage
 
+from fcn_lit.data.base import read_split
 from fcn_lit.data.palette import save_index_png
+from fcn_lit.data.voc import VOC
 
 CLASS_NAMES = ("background", "disk", "box", "triangle", "ring", "ellipse")
 # Hue (degrees) and texture per object class; the colours of box and triangle overlap on purpose so
@@ -154,3 +156,20 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
     x = c * (1 - abs(h % 2 - 1))
     rgb = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(h) % 6]
     return (np.array(rgb) + (v - c)) * 255
+
+
+class Synthetic(VOC):
+    """The embedded set as a data set: generated under ``root`` on first use (``generator``: the
+    keyword arguments of ``generate_synthetic``), then read by the VOC loader, its classes from
+    the set's class_names.txt."""
+
+    splits = ("train", "val")
+    caffe_means: dict[str, tuple[float, ...]] = {}  # none of its own: the Caffe weights' mean
+    archive = None
+
+    def __init__(
+        self, root: str | Path, split: str = "train", skip_bad_samples: bool = False, generator: dict | None = None
+    ) -> None:
+        generate_synthetic(root, **(generator or {}))
+        names = read_split(Path(root) / "class_names.txt", "delete the folder to generate the set again")
+        super().__init__(root, split, class_names=names, skip_bad_samples=skip_bad_samples)

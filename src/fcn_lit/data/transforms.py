@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import albumentations as A
@@ -14,17 +14,8 @@ import torchvision.transforms.functional as TF
 from fcn_lit.data.base import IGNORE_INDEX, Target
 from fcn_lit.models.pretrained import IMAGENET, INCEPTION_MEAN, INCEPTION_STD, Preprocessing, named_preprocessing
 
-# Channels each input modality contributes to the stacked image (NYUDv2 stacks several).
-CHANNELS = {"color": 3, "hha": 3, "depth": 1}
 BATCHINGS = ("single", "pad", "crop")
 AUGMENTATIONS = ("none", "modern")
-# Per data set mean of each modality, BGR 0..255 for colour (the reference's data layers).
-CAFFE_MEANS: dict[str, dict[str, tuple[float, ...]]] = {
-    "voc": {"color": (104.00699, 116.66877, 122.67892)},
-    "context": {"color": (104.007, 116.669, 122.679)},
-    "nyud": {"color": (116.190, 97.203, 92.318), "hha": (132.431, 94.076, 118.477)},
-    "siftflow": {"color": (114.578, 115.294, 108.353)},
-}
 
 
 @dataclass(frozen=True)
@@ -93,14 +84,15 @@ class Normalization:
 
 def build_normalization(
     preprocessing: Preprocessing | str = IMAGENET,
-    modalities: Sequence[str] = ("color",),
-    caffe_means: dict[str, Sequence[float]] | None = None,
+    channels: Mapping[str, int] | None = None,
+    caffe_means: Mapping[str, Sequence[float]] | None = None,
 ) -> Normalization:
-    """The normalisation of `preprocessing` (or its name) for images stacking `modalities`."""
+    """The normalisation of `preprocessing` (or its name) for images stacking `channels` ({modality:
+    channels}, in order; default RGB), with the data set's `caffe_means`."""
     if isinstance(preprocessing, str):
         preprocessing = named_preprocessing(preprocessing)
     means = tuple((m, tuple(float(v) for v in mean)) for m, mean in (caffe_means or {}).items())
-    return Normalization(preprocessing, tuple((m, CHANNELS[m]) for m in modalities), means)
+    return Normalization(preprocessing, tuple((channels or {"color": 3}).items()), means)
 
 
 def check_settings(augmentation: str, batching: str) -> None:

@@ -17,6 +17,8 @@ from fcn_lit.data.base import (
     read_split,
     require_dir,
 )
+from fcn_lit.data.download import Archive, download_archive
+from fcn_lit.models.pretrained import CAFFE
 
 VOC_FIX = (
     "Point data.root at the folder holding JPEGImages/, SegmentationClass/ and ImageSets/Segmentation/ "
@@ -25,12 +27,24 @@ VOC_FIX = (
 )
 
 
+VOC2012 = Archive(
+    "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+    "6cd6e144f989b92b3379bac3b3de84fd",
+    "VOCdevkit/VOC2012",
+)
+
+
 class VOC(SegmentationDataset):
     """PASCAL VOC segmentation; `split` names ImageSets/Segmentation/{split}.txt.
 
     `split="seg11valid"` reads the 736 ids FCN validates on (VOC2011 val minus SBD train) from the
     copy shipped with this package when the root has none.
+    `download=True` fetches VOC2012 (or `mirror`: {url, md5}) when the root is empty.
     """
+
+    splits = ("train", "val", "trainval", "seg11valid")
+    caffe_means = {"color": CAFFE.mean}  # voc_layers.py subtracts the ILSVRC mean
+    archive = VOC2012
 
     def __init__(
         self,
@@ -38,8 +52,12 @@ class VOC(SegmentationDataset):
         split: str = "train",
         class_names: Sequence[str] | None = None,
         skip_bad_samples: bool = False,
+        download: bool = False,
+        mirror: dict[str, str] | None = None,
     ) -> None:
         super().__init__(root, split, skip_bad_samples)
+        if download:
+            download_archive(self.archive, self.root, mirror)
         self.class_names = list(class_names) if class_names else packaged_list("classes/voc.txt")
         for folder in ("JPEGImages", "SegmentationClass"):
             require_dir(self.root / folder, "VOC folder", VOC_FIX)
