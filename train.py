@@ -12,9 +12,11 @@ def main(cfg: DictConfig) -> float | None:
         check_config(cfg)  # before torch and Lightning are imported: a mistake is named in a second
     except ConfigError as error:
         raise SystemExit(str(error)) from None
+    from fcn_lit.staged import train_staged
     from fcn_lit.train import train
 
-    results = train(cfg)
+    # A config with stages (FCN-32s -> 16s -> 8s) runs one single run per stage.
+    results = train_staged(cfg, train) if cfg.get("stages") else train(cfg)
     # Returned for sweepers (Optuna) that optimise the validation mean IU.
     return results.get("best_val_mean_iu")
 

@@ -6,46 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.config_check import check_config
 from fcn_lit.inference import TTA, Segmenter, Tiling, mean_pixel
-from fcn_lit.models import import_torchfcn
-from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import FCNModule, is_lightning_checkpoint
 from fcn_lit.summary import comparison_table, write_json
-from fcn_lit.train import instantiate_all, report_scores
+from fcn_lit.tasks import build_datamodule, build_trainer, checkpoint_backbone, load_module, report_scores
 
 
-def load_module(checkpoint: dict[str, Any], datamodule: Any, at_once: bool | None = None) -> FCNModule:
-    """An FCNModule from this project's checkpoint (rebuilt from its plain hyperparameters) or from
-    a pytorch-fcn state dict (a VGG16 FCN in Caffe alignment, scored on the data module's classes)."""
-    if is_lightning_checkpoint(checkpoint):
-        module = FCNModule.from_saved(checkpoint)
-    else:
-        net = import_torchfcn(checkpoint, at_once=at_once)
-        module = FCNModule(
-            net={"stride": net.head.stride, "alignment": "caffe", "at_once": net.head.at_once},
-            backbone={"name": "vgg16", "pretrained": False, "width": net.trunk.channels[32] / 4096},
-            loss={},
-            optimizer={"lr": 0.0},
-            scheduler={},
-            num_classes=net.head.score_fr.out_channels,
-            class_names=list(datamodule.class_names),
-            ignore_index=datamodule.ignore_index,
-            excluded_classes=datamodule.excluded_classes,
-        )
-        module.net.load_state_dict(net.state_dict())
+def check_heads(module: FCNModule, datamodule: Any) -> None:
+    """Raise unless the checkpoint scores the heads and classes of the data set."""
     if module.heads != dict(datamodule.task_heads or {"semantic": datamodule.num_classes}):
         raise ValueError(
             f"the checkpoint scores {module.heads} classes but data={datamodule.name} has "
             f"{datamodule.task_heads or datamodule.num_classes}: pass the data config the model was trained on"
         )
-    return module
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -58,19 +36,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     path = local_checkpoint(cfg.ckpt_path)
     checkpoint = load_checkpoint(path)
     console = Console()
-    lightning = is_lightning_checkpoint(checkpoint)
-    # The input the checkpoint's trunk weights expect; pytorch-fcn's VGG16 was converted from Caffe.
-    backbone = checkpoint["hyper_parameters"]["backbone"] if lightning else {"name": "vgg16", "weights": "caffe"}
-    normalization = input_preprocessing(backbone, cfg.data.get("normalization")).name
-    if not lightning:
-        console.print(f"pytorch-fcn checkpoint: data.normalization={normalization} (its weights came from Caffe)")
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    datamodule = instantiate(cfg.data, normalization=normalization)
+    # The input the checkpoint's trunk weights expect (pytorch-fcn's: Caffe's).
+    datamodule = build_datamodule(cfg.data, checkpoint_backbone(checkpoint))
+    if not is_lightning_checkpoint(checkpoint):
+        console.print(f"pytorch-fcn checkpoint: data.normalization={datamodule.preprocessing} (its weights came from Caffe)")
     datamodule.prepare_data()
-    module = load_module(checkpoint, datamodule, at_once=cfg.get("at_once"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=False)
+    module = load_module(checkpoint, at_once=cfg.get("at_once"), class_names=datamodule.class_names, source=path,
+                         ignore_index=datamodule.ignore_index, excluded_classes=datamodule.excluded_classes)
+    check_heads(module, datamodule)
+    trainer = build_trainer(cfg)
     net, pad_value = module.net, mean_pixel(datamodule.normalization)
     passes = {"test": TTA()} | ({"test_tta": tta} if tta.enabled else {})
     results = {"checkpoint": str(path), "data": datamodule.name, "split": datamodule.splits["test"]}

@@ -21,15 +21,15 @@ from torch.utils.data import DataLoader, Dataset
 from fcn_lit import runtime, speed
 from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.data import colorize
-from fcn_lit.data.base import SegmentationDataset, packaged_list
+from fcn_lit.data.base import SegmentationDataset
 from fcn_lit.data.images import READ_ERRORS, displayed_size, read_rgb
 from fcn_lit.data.palette import save_index_png
 from fcn_lit.data.transforms import Normalization, build_normalization
 from fcn_lit.data.voc import VOC
 from fcn_lit.inference import TTA, Tiling, mean_pixel, segment
-from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
-from fcn_lit.module import FCNModule, is_lightning_checkpoint
+from fcn_lit.module import is_lightning_checkpoint
+from fcn_lit.tasks import checkpoint_backbone, load_module
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -54,24 +54,16 @@ def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> P
     """
     path = local_checkpoint(ckpt_path)
     checkpoint = load_checkpoint(path)
-    if is_lightning_checkpoint(checkpoint):
-        module = FCNModule.from_saved(checkpoint)
-        hparams = module.hparams
-        data = _run_data_config(path)
-        kind = input_preprocessing(hparams.backbone, normalization or data.get("normalization"))
-        if list(data.get("modalities", ["color"])) != ["color"]:
-            raise ValueError(f"{path} was trained on {data['modalities']}: predict reads RGB images only")
-        dataset = _run_dataset_class(data)
-        names = list(hparams.class_names or [str(i) for i in range(hparams.num_classes)])
-        net = module.net
-    elif "conv1_1.weight" in checkpoint.get("model_state_dict", checkpoint):
-        net = import_torchfcn(checkpoint)  # converted from Caffe: BGR, mean-subtracted (surgery.py)
-        kind = input_preprocessing({"name": "vgg16", "weights": "caffe"}, normalization)
-        dataset = VOC  # the port's models were trained on VOC
-        classes = net.head.score_fr.out_channels
-        names = packaged_list("classes/voc.txt") if classes == 21 else [str(i) for i in range(classes)]
-    else:
-        raise ValueError(f"{path} is neither a fcn-lit checkpoint (hyper_parameters, state_dict) nor a pytorch-fcn state dict")
+    lightning = is_lightning_checkpoint(checkpoint)
+    data = _run_data_config(path) if lightning else {}
+    if list(data.get("modalities", ["color"])) != ["color"]:
+        raise ValueError(f"{path} was trained on {data['modalities']}: predict reads RGB images only")
+    # pytorch-fcn's models were trained on VOC, with the release's Caffe weights.
+    dataset = _run_dataset_class(data) if lightning else VOC
+    module = load_module(checkpoint, source=path)
+    kind = input_preprocessing(checkpoint_backbone(checkpoint), normalization or data.get("normalization"))
+    names = list(module.hparams.class_names or [str(i) for i in range(module.hparams.num_classes)])
+    net = module.net
     normalize = build_normalization(kind, caffe_means=dataset.caffe_means)
     return Predictor(net.eval(), normalize, names, dataset.colours(len(names)), mean_pixel(normalize))
 

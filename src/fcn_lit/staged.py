@@ -13,6 +13,7 @@ and resumes an unfinished stage from its last.ckpt.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fcn_lit.summary import METRIC_NAMES, percent, write_json
+from fcn_lit.tasks import last_checkpoint
 
 STAGE_KEYS = {"name", "stride", "lr", "max_epochs", "max_steps", "init_from", "config"}
 
@@ -53,26 +55,24 @@ def stage_config(cfg: DictConfig, stage: DictConfig, init_from: str | dict[str, 
             f"max_steps); unknown keys {sorted(unknown)}, accepted {sorted(STAGE_KEYS)}"
         )
     sub = cfg.copy()
-    stage_dir = Path(cfg.paths.output_dir) / stage_name(stage)
-    last = stage_dir / "checkpoints" / "last.ckpt"
     with open_dict(sub):
         del sub.stages
         sub.merge_with(stage.get("config") or {})
-        sub.paths.output_dir = str(stage_dir)
+        sub.paths.output_dir = str(Path(cfg.paths.output_dir) / stage_name(stage))
+        last = last_checkpoint(sub)
         sub.model.net.stride = stage.stride
         sub.model.optimizer.lr = stage.lr
         for key in ("max_epochs", "max_steps"):
             if key in stage:
                 sub.trainer[key] = stage[key]
-        sub.ckpt_path = str(last) if last.exists() else None
-        sub.init_from = init_from if not last.exists() else None
+        sub.ckpt_path = str(last) if last else None
+        sub.init_from = None if last else init_from
     return sub
 
 
-def train_staged(cfg: DictConfig) -> dict[str, Any]:
-    """Run ``cfg.stages`` in order; returns the summary (also written to summary.json)."""
-    from fcn_lit.train import train
-
+def train_staged(cfg: DictConfig, train: Callable[[DictConfig], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``cfg.stages`` in order, each a single run of ``train`` (fcn_lit.train.train); returns the
+    summary (also written to summary.json)."""
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     console = Console()

@@ -9,6 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from fcn_lit.guards import NonFiniteLossError
+from fcn_lit.staged import train_staged
 from fcn_lit.train import train
 
 # Stage 16s learns with lr 0: its weights must stay exactly those it was given.
@@ -24,7 +25,7 @@ def params(checkpoint: str) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_staged_runs_32s_16s_8s_each_from_the_previous_best(tiny_cfg, capsys):
     cfg = tiny_cfg(STAGES, *FAST)
-    summary = train(cfg)
+    summary = train_staged(cfg, train)
     run_dir = Path(cfg.paths.output_dir)
 
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads(json.dumps(summary))
@@ -49,7 +50,7 @@ def test_staged_runs_32s_16s_8s_each_from_the_previous_best(tiny_cfg, capsys):
     # 16s (their files untouched) and resumes 8s from last.ckpt.
     (run_dir / "fcn8s" / "metrics.json").unlink()
     finished = {p: p.stat().st_mtime_ns for p in run_dir.glob("fcn[13][62]s/**/*") if p.is_file()}
-    again = train(tiny_cfg(STAGES, *FAST))
+    again = train_staged(tiny_cfg(STAGES, *FAST), train)
     assert {p: p.stat().st_mtime_ns for p in finished} == finished
     [resume] = OmegaConf.load(run_dir / "fcn8s" / "resumes.yaml")
     assert resume.checkpoint == str(run_dir / "fcn8s" / "checkpoints" / "last.ckpt")

@@ -1,5 +1,9 @@
 """Data sets in their real on-disk layouts, transforms, and the one SegmentationDataModule."""
 
+import importlib
+import pkgutil
+
+from fcn_lit.data.base import SegmentationDataset
 from fcn_lit.data.context import PASCALContext
 from fcn_lit.data.datamodule import SegmentationDataModule
 from fcn_lit.data.errors import BadSampleError, DataError, DataNotFoundError, SplitFileError
@@ -21,9 +25,20 @@ __all__ = [
     "PASCALContext",
     "SIFTFlow",
     "SegmentationDataModule",
+    "SegmentationDataset",
     "SegmentationFolder",
     "SplitFileError",
     "Synthetic",
     "colorize",
     "voc_palette",
 ]
+
+
+def __getattr__(name: str) -> type[SegmentationDataset]:
+    """A data set added as its own module (``fcn_lit/data/<module>.py`` defining ``<Class>``) is
+    ``fcn_lit.data.<Class>`` too, with no edit here."""
+    for info in pkgutil.iter_modules(__path__):
+        found = getattr(importlib.import_module(f"{__name__}.{info.name}"), name, None)
+        if isinstance(found, type) and issubclass(found, SegmentationDataset):
+            return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
