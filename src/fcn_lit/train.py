@@ -49,7 +49,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
     start = time.perf_counter()
-    ckpt_path = resume_checkpoint(cfg, run_dir)
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), run_dir, last_checkpoint(cfg))
     checkpoint = load_checkpoint(ckpt_path, mmap=True) if ckpt_path else None
     print_config(cfg, console)
     if cfg.get("seed") is not None:
@@ -101,18 +101,17 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
     return results
 
 
-def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """The local checkpoint file a run continues from: ``last`` is the file of the config's
-    last_checkpoint callback (None when there is none yet), a URL is downloaded to the cache first.
-    Without ckpt_path, a SLURM job requeued by Lightning continues from the newest
-    hpc_ckpt_<n>.ckpt it saved, as Lightning itself would."""
-    ckpt_path = cfg.get("ckpt_path")
+def resume_checkpoint(ckpt_path: str | None, run_dir: Path, last: Path | None = None) -> Path | None:
+    """The local checkpoint file a run continues from: ``last`` names ``last`` (the file of the
+    config's last_checkpoint callback, ``fcn_lit.tasks.last_checkpoint``; None when there is none
+    yet), a URL is downloaded to the cache first. Without ckpt_path, a SLURM job requeued by
+    Lightning continues from the newest hpc_ckpt_<n>.ckpt it saved, as Lightning itself would."""
     if ckpt_path is None and SLURMEnvironment.detect():
         saved = sorted(run_dir.glob("hpc_ckpt_*.ckpt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
         return saved[-1] if saved else None
     if ckpt_path != "last":
         return local_checkpoint(ckpt_path) if ckpt_path else None
-    return last_checkpoint(cfg)
+    return last
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
