@@ -2,7 +2,7 @@
 while every other image is segmented; 16/32-bit images are scaled to 8 bits; EXIF orientation is
 applied, so a photo is segmented as a viewer displays it."""
 
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -65,16 +65,18 @@ def test_every_readable_photo_is_segmented_and_the_others_listed(tmp_path, run_c
         assert overlay.shape == rgb.shape  # the displayed photo under the mask, not the stored one
 
 
-def test_command_line_exits_non_zero_and_lists_the_failures(tmp_path, run_checkpoint):
+def test_command_line_exits_non_zero_and_lists_the_failures(tmp_path, run_checkpoint, monkeypatch, capsys):
+    """`python predict.py ...` as typed (run in this process: the interpreter is already warm)."""
     ckpt, _ = run_checkpoint
     write_bad_folder(tmp_path / "photos")
     repo = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, str(repo / "predict.py"), f"ckpt_path={ckpt}", f"input={tmp_path / 'photos'}",
-         f"output={tmp_path / 'out'}", "device=cpu"],
-        cwd=tmp_path, env={"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
-    assert done.returncode == 1, done.stderr
-    assert "Wrote 8 files" in done.stdout
-    assert "2 image(s) could not be read" in done.stderr
-    assert str(tmp_path / "photos" / "b_truncated.jpg") in done.stderr
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["predict.py", f"ckpt_path={ckpt}", f"input={tmp_path / 'photos'}",
+                                      f"output={tmp_path / 'out'}", "device=cpu", "speed.precision=fp32"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(repo / "predict.py"), run_name="__main__")
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert "Wrote 8 files" in out
+    assert "2 image(s) could not be read" in err and str(tmp_path / "photos" / "b_truncated.jpg") in err
     assert len(list((tmp_path / "out").glob("*_mask.png"))) == 4
