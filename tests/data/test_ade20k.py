@@ -4,10 +4,9 @@ training step through the config."""
 import numpy as np
 import pytest
 from PIL import Image
-from runconfig import compose_config
+from train_step import train_one_step
 
 from fcn_lit.data import ADE20K
-from fcn_lit.train import train
 
 
 def write_ade20k(root, split, ids, size=(20, 28), seed=0):
@@ -47,10 +46,6 @@ def test_ade20k_missing_root_names_the_folder(tmp_path):
 def test_ade20k_trains_a_step_through_its_config(tmp_path):
     write_ade20k(tmp_path / "ade20k", "training", ["ADE_train_00000001", "ADE_train_00000002"])
     write_ade20k(tmp_path / "ade20k", "validation", ["ADE_val_00000001"], seed=1)
-    cfg = compose_config(tmp_path / "run", [
-        "data=ade20k", f"data.root={tmp_path / 'ade20k'}", "data.crop_size=16", "data.batch_size=2",
-        "data.num_workers=0", "model/backbone=vgg16_tiny", "model.net.alignment=aligned", "+trainer.max_steps=1",
-        "trainer.max_epochs=1", "logger=csv", "callbacks=default", "~callbacks.rich_progress_bar",
-        "+trainer.enable_progress_bar=false", "num_pictures=0"])
-    results = train(cfg)
+    results = train_one_step(tmp_path / "run", "ade20k", tmp_path / "ade20k", "data.crop_size=16", "data.batch_size=2",
+                             "num_pictures=0")
     assert 0 <= results["test"]["mean_iu"] <= 1

@@ -4,10 +4,9 @@ and a training step through the config."""
 import numpy as np
 import pytest
 from PIL import Image
-from runconfig import compose_config
+from train_step import train_one_step
 
 from fcn_lit.data import Cityscapes
-from fcn_lit.train import train
 
 # cityscapesScripts labels.py: (id, trainId) of every label stored in *_gtFine_labelIds.png.
 LABELS = [(0, 255), (1, 255), (2, 255), (3, 255), (4, 255), (5, 255), (6, 255), (7, 0), (8, 1), (9, 255),
@@ -58,11 +57,7 @@ def test_cityscapes_missing_root_names_the_folder(tmp_path):
 def test_cityscapes_trains_a_step_through_its_config(tmp_path):
     write_cityscapes(tmp_path / "cityscapes", "train", ["aachen_000000_000019", "aachen_000001_000019"])
     write_cityscapes(tmp_path / "cityscapes", "val", ["frankfurt_000000_000294"], seed=1)
-    cfg = compose_config(tmp_path / "run", [
-        "data=cityscapes", f"data.root={tmp_path / 'cityscapes'}", "data.crop_size=[16,32]", "data.num_workers=0",
-        "model/backbone=vgg16_tiny", "model.net.alignment=aligned", "+trainer.max_steps=1", "trainer.max_epochs=1",
-        "logger=csv", "callbacks=default", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false",
-        "num_pictures=1"])
-    results = train(cfg)
+    results = train_one_step(tmp_path / "run", "cityscapes", tmp_path / "cityscapes", "data.crop_size=[16,32]",
+                             "num_pictures=1")
     assert 0 <= results["test"]["mean_iu"] <= 1
     assert Image.open(results["pictures"]).size[0] > 0
