@@ -117,6 +117,9 @@ COMMANDS: dict[str, Run | Compose | Make] = {
     "python predict.py ckpt_path=... input='photos/**/*.jpg' output=masks/ probabilities=true": Run(
         creates=("masks/c_probs.npy", "masks/c_mask.png")),
     "python export.py ckpt_path=... output=fcn8s": Run(creates=("fcn8s.onnx", "fcn8s.pt")),
+    "python export.py ckpt_path=... output=fcn8s quantize=int8": Run(creates=("fcn8s.int8.onnx",)),
+    "python predict.py ckpt_path=... input=photos/ output=auto/ speed.runtime=auto": Run(
+        creates=("auto/a_mask.png", "auto/b_mask.png")),
     "python predict.py ckpt_path=... input=photos/ output=tiled/ tiling.window=512 tiling.stride=341": Run(
         creates=("tiled/a_mask.png", "tiled/b_overlay.png")),
     "python eval.py ckpt_path=... 'tta.scales=[0.5,0.75,1.0,1.25,1.5,1.75]' tta.flip=true": Run(
