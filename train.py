@@ -7,18 +7,23 @@ from fcn_lit.config_check import ConfigError, check_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float:
     try:
         check_config(cfg)  # before torch and Lightning are imported: a mistake is named in a second
     except ConfigError as error:
         raise SystemExit(str(error)) from None
+    from fcn_lit.models.pretrained import WeightsNotFoundError
     from fcn_lit.staged import train_staged
+    from fcn_lit.sweeps import sweep_objective
     from fcn_lit.train import train
 
-    # A config with stages (FCN-32s -> 16s -> 8s) runs one single run per stage.
-    results = train_staged(cfg, train) if cfg.get("stages") else train(cfg)
+    try:
+        # A config with stages (FCN-32s -> 16s -> 8s) runs one single run per stage.
+        results = train_staged(cfg, train) if cfg.get("stages") else train(cfg)
+    except WeightsNotFoundError as error:  # e.g. `python train.py` on an offline machine: what to type
+        raise SystemExit(f"Error: {error}") from None
     # Returned for sweepers (Optuna) that optimise the validation mean IU.
-    return results.get("best_val_mean_iu")
+    return sweep_objective(results)
 
 
 if __name__ == "__main__":

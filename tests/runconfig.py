@@ -15,6 +15,7 @@ REALDATA = REPO.parent / "shared" / "realdata"
 
 # Small enough to train in seconds: 1/8-width trunk, 48x48 synthetic images.
 TINY = [
+    "trainer=cpu",
     "model/backbone=vgg16_tiny",
     "model.net.alignment=aligned",
     "data.generator.num_train=16",

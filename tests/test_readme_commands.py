@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,15 +79,19 @@ class Make:
     recipe: tuple[str, ...]
 
 
-GPU_TRAINER = {"trainer.accelerator": "gpu", "trainer.devices": 1, "trainer.precision": "bf16-mixed"}
+# precision auto: bf16-mixed where the GPU supports it (tests/training/test_devices.py resolves it).
+GPU_TRAINER = {"trainer.accelerator": "gpu", "trainer.devices": 1, "trainer.precision": "auto"}
 
 COMMANDS: dict[str, Run | Compose | Make] = {
     "make quickstart": Make("quickstart", ("python train.py experiment=quickstart",)),
     "make test": Make("test", ("python -m pytest -n 2 -q",)),
+    "python train.py model=fcn16s data=voc_sbd trainer.devices=4": Compose(
+        "4 GPUs and VOC + SBD", {"trainer.accelerator": "auto", "trainer.strategy": "auto", "trainer.precision": "auto",
+                                 "trainer.devices": 4, "trainer.sync_batchnorm": "auto", "model.net.stride": 16}),
     "python train.py model=fcn16s data=voc_sbd trainer=gpu": Compose(
         "a GPU and VOC + SBD", {**GPU_TRAINER, "model.net.stride": 16, "data.name": "voc_sbd"}),
     "python train.py model=fcn8s model/backbone=alexnet": Run(),
-    "python train.py experiment=quickstart trainer.max_epochs=2": Run(creates=("logs/quickstart/runs/*/checkpoints/*.ckpt",)),
+    "python train.py experiment=quickstart trainer.max_epochs=2": Run(creates=("logs/quickstart/runs/*/checkpoints/best.ckpt",)),
     "python train.py debug=fast_dev_run": Run(),
     "python train.py -m model/backbone=alexnet,vgg16,googlenet": Run(),
     "python train.py -m model=fcn32s,fcn16s,fcn8s data=voc_sbd,sbd": Compose(
@@ -94,7 +99,8 @@ COMMANDS: dict[str, Run | Compose | Make] = {
     "python train.py -m hydra/launcher=local_parallel hydra.launcher.n_jobs=3 model.net.stride=32,16,8": Run(),
     "python train.py -m hydra/launcher=slurm trainer=ddp trainer.devices=4 model=fcn32s,fcn8s": Compose(
         "SLURM and 4 GPUs", {"hydra.launcher.tasks_per_node": 4, "hydra.launcher.gpus_per_node": 4,
-                             "trainer.strategy": "ddp", "trainer.accelerator": "gpu", "trainer.devices": 4}, jobs=2),
+                             "trainer.strategy": "ddp", "trainer.accelerator": "gpu", "trainer.devices": 4,
+                             "trainer.precision": "auto", "trainer.sync_batchnorm": "auto"}, jobs=2),
     "python train.py hparams_search=voc_optuna data=voc_sbd trainer=gpu": Compose(
         "a GPU and VOC + SBD", {**GPU_TRAINER, "data.name": "voc_sbd", "hydra.sweeper.direction": "maximize",
                                 "hydra.sweeper.study_name": "voc_fcn"}),
@@ -112,11 +118,11 @@ COMMANDS: dict[str, Run | Compose | Make] = {
         "a GPU and NYUDv2", {"trainer.accelerator": "gpu", "trainer.precision": "32-true", "data.name": "nyud",
                              "val_every_n_steps": 2000, "stages.2.init_from": {"color": "rgb", "hha": "hha"},
                              "stages.2.lr": 1e-12, "stages.1.init_from": None}),
-    "python predict.py ckpt_path=<run>/checkpoints/epoch_011.ckpt input=photos/ output=masks/": Run(
+    "python predict.py ckpt_path=<run>/checkpoints/best.ckpt input=photos/ output=masks/": Run(
         creates=("masks/a_mask.png", "masks/b_mask.png", "masks/a_overlay.png")),
     "python predict.py ckpt_path=... input='photos/**/*.jpg' output=masks/ probabilities=true": Run(
         creates=("masks/c_probs.npy", "masks/c_mask.png")),
-    "python export.py ckpt_path=... output=fcn8s": Run(creates=("fcn8s.onnx", "fcn8s.pt")),
+    "python export.py ckpt_path=... output=fcn8s": Run(creates=("fcn8s.onnx", "fcn8s.pt"), absent=("fcn8s.onnx.data",)),
     "python export.py ckpt_path=... output=fcn8s quantize=int8": Run(creates=("fcn8s.int8.onnx",)),
     "python predict.py ckpt_path=... input=photos/ output=auto/ speed.runtime=auto": Run(
         creates=("auto/a_mask.png", "auto/b_mask.png")),
@@ -174,8 +180,7 @@ def run_readme_command(sandbox: Sandbox, text: str) -> Result:
     assert isinstance(check, Run), f"{text!r} is not run, it is {type(check).__name__}"
     if "<run>" in text or "ckpt_path=..." in text:
         run_dir = trained_run(sandbox)
-        checkpoint = json.loads((run_dir / "metrics.json").read_text())["checkpoint"]
-        text = re.sub(r"<run>/\S+\.ckpt", checkpoint, text).replace("ckpt_path=...", f"ckpt_path={checkpoint}")
+        text = text.replace("ckpt_path=...", "ckpt_path=<run>/checkpoints/best.ckpt").replace("<run>", str(run_dir))
     return sandbox.run(with_tiny(Command(text, 0).argv, check.extra), key=text)
 
 
@@ -260,3 +265,43 @@ def test_readme_command(command: Command, request):
         check_run(request.getfixturevalue("sandbox"), command, check)
     else:
         check_make(request.getfixturevalue("sandbox"), command, check)
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_after_make_quickstart_from_any_directory(sandbox, tmp_path, monkeypatch):
+    """No FCN_RUN_DIR: the notebook finds the quickstart's run under the checkout's logs/ (not an
+    eval run), from a working directory elsewhere, and says how to make a sweep when there is none yet."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    quickstart = sandbox.results.get("make quickstart: python train.py experiment=quickstart")
+    if quickstart is None:  # this test run alone
+        check_make(sandbox, Command("make quickstart", 0), COMMANDS["make quickstart"])
+        quickstart = sandbox.results["make quickstart: python train.py experiment=quickstart"]
+    (metrics,) = quickstart.created("logs/**/metrics.json")
+    empty = sandbox.root.parent / f"{sandbox.root.name}-fresh"  # a fresh clone: logs/ holds the quickstart only
+    (empty / "logs").mkdir(parents=True, exist_ok=True)
+    run_dir = empty / metrics.parent
+    if not run_dir.exists():
+        shutil.copytree(sandbox.root / metrics.parent, run_dir)
+    monkeypatch.setenv("PROJECT_ROOT", str(empty))
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "src"))
+    for name in ("FCN_RUN_DIR", "FCN_SWEEP_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    notebook = nbformat.read(REPO / "notebooks" / "fcn_lit_tour.ipynb", as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    text = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert f"run: {run_dir}" in text and "No sweep yet" in text
+
+
+@pytest.mark.slow
+def test_the_runs_task_log_holds_fcn_lits_lines(sandbox):
+    """<run dir>/<task>.log: the trainer settings, the test scores and where the results are."""
+    run_dir = trained_run(sandbox)
+    log = (run_dir / "quickstart.log").read_text()
+    assert "[fcn_lit.devices][INFO] - Trainer: accelerator=cpu" in log
+    scores = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert f"[fcn_lit.train][INFO] - test: pixel acc. {100 * scores['pixel_acc']:.2f}" in log
+    assert f"metrics in {run_dir / 'metrics.json'}" in log

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from fcn_lit.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.config_check import check_config
+from fcn_lit.devices import resolve_trainer
 from fcn_lit.inference import TTA, Segmenter, Tiling, mean_pixel
 from fcn_lit.module import FCNModule, is_lightning_checkpoint
 from fcn_lit.summary import comparison_table, write_json
@@ -39,13 +40,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # The input the checkpoint's trunk weights expect (pytorch-fcn's: Caffe's).
-    datamodule = build_datamodule(cfg.data, checkpoint_backbone(checkpoint))
+    # Only the test split is read: data=voc_sbd needs VOC's seg11valid, not SBD (its train split).
+    datamodule = build_datamodule(cfg.data, checkpoint_backbone(checkpoint), train_split=None)
     if not is_lightning_checkpoint(checkpoint):
         console.print(f"pytorch-fcn checkpoint: data.normalization={datamodule.preprocessing} (its weights came from Caffe)")
     datamodule.prepare_data()
     module = load_module(checkpoint, at_once=cfg.get("at_once"), class_names=datamodule.class_names, source=path,
                          ignore_index=datamodule.ignore_index, excluded_classes=datamodule.excluded_classes)
     check_heads(module, datamodule)
+    resolve_trainer(cfg.trainer, module)
     trainer = build_trainer(cfg)
     net, pad_value = module.net, mean_pixel(datamodule.normalization)
     passes = {"test": TTA()} | ({"test_tta": tta} if tta.enabled else {})

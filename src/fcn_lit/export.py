@@ -7,6 +7,7 @@ tests/inference/test_export.py checks them against eager PyTorch on inputs of se
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from torch import nn
 from fcn_lit.module import PRIMARY_HEAD
 
 FORMATS = ("onnx", "torchscript")
+ONNX_FILE_LIMIT = 2**31  # bytes: protobuf's limit for one .onnx file
+
+log = logging.getLogger(__name__)
 
 
 class SingleOutput(nn.Module):
@@ -45,11 +49,21 @@ def export_onnx(model: nn.Module, path: str | Path, *, in_channels: int = 3, exa
     batch, height, width = (torch.export.Dim(n, min=1, max=8192) for n in ("batch", "height", "width"))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # One self-contained file unless the weights pass protobuf's 2 GB limit (no FCN here does).
+    external = weight_bytes(net) >= ONNX_FILE_LIMIT
     torch.onnx.export(
         net, (example,), path, input_names=["image"], output_names=["logits"], opset_version=opset,
         dynamic_shapes={"x": {0: batch, 2: height, 3: width}}, dynamo=True, verbose=False,
+        external_data=external,
     )
+    if external:
+        log.warning("%s: the weights (%.1f GB) pass ONNX's 2 GB limit for one file, so they are in %s "
+                    "beside it; copy both files together.", path, weight_bytes(net) / 1e9, f"{path.name}.data")
     return path
+
+
+def weight_bytes(net: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in [*net.parameters(), *net.buffers()])
 
 
 def export_torchscript(model: nn.Module, path: str | Path, *, in_channels: int = 3, example_size: int = 224) -> Path:

@@ -136,12 +136,28 @@ class FCNModule(L.LightningModule):
         for head, metric in self.metrics[stage].items():
             scores = metric.compute()
             with metric.sync_context():  # the confusion matrix summed over DDP processes
-                confmat = metric.confmat.tolist()
+                confmat = metric.confmat.clone()
             metric.reset()
             prefix = stage if head == PRIMARY_HEAD else f"{stage}/{head}"
             self.log_dict({f"{prefix}/{k}": v for k, v in scores.items() if v.ndim == 0},
                           prog_bar=head == PRIMARY_HEAD and stage == "val")
-            results[head] = {**{k: v.tolist() for k, v in scores.items()}, "confusion_matrix": confmat}
+            # Under ddp_spawn the main process gets back the callback metrics only: the confusion
+            # matrix rides along, and restore_results rebuilds the scores from it there.
+            self.trainer.callback_metrics[f"{prefix}/confusion_matrix"] = confmat.cpu()
+            results[head] = {**{k: v.tolist() for k, v in scores.items()}, "confusion_matrix": confmat.tolist()}
+        self.results[stage] = results
+
+    def restore_results(self, stage: str, callback_metrics: dict[str, Tensor]) -> None:
+        """``results[stage]`` from the confusion matrices in ``callback_metrics``, for a stage that
+        ran in spawned processes (trainer.strategy=ddp_spawn), where this module's hooks never ran."""
+        results = {}
+        for head, metric in self.metrics[stage].items():
+            prefix = stage if head == PRIMARY_HEAD else f"{stage}/{head}"
+            confmat = callback_metrics[f"{prefix}/confusion_matrix"]
+            metric.confmat = confmat.to(metric.confmat)
+            scores = metric.compute()
+            metric.reset()
+            results[head] = {**{k: v.tolist() for k, v in scores.items()}, "confusion_matrix": confmat.tolist()}
         self.results[stage] = results
 
     def on_validation_epoch_end(self) -> None:

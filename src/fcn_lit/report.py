@@ -87,6 +87,11 @@ class Run:
         return run_identity(self.config)
 
     @property
+    def failed(self) -> bool:
+        """No metrics.json: the job failed (or is still running)."""
+        return not self.metrics
+
+    @property
     def test(self) -> dict[str, Any]:
         return self.metrics.get("test", {})
 
@@ -100,19 +105,29 @@ class Run:
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Run]:
-    """Every run under the given run or multirun directories (a run = a dir with metrics.json)."""
+    """Every job under the given run or multirun directories: finished ones (a metrics.json) and
+    failed or unfinished ones (a job directory, with Hydra's .hydra/ or train.py's config.yaml, but
+    no metrics.json), which the report lists as failed."""
     runs = []
     for root in map(Path, paths):
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no such directory; give a run or multirun directory")
-        found = sorted((p.parent for p in root.rglob("metrics.json")), key=_natural_key)
+        found = sorted(_job_dirs(root), key=_natural_key)
         if not found:
             raise FileNotFoundError(
-                f"{root}: no finished run below it (a run directory holds the metrics.json that "
-                "train.py writes after testing); check the path or wait for the run to finish"
+                f"{root}: no run below it (a run directory holds the config.yaml and metrics.json that "
+                "train.py writes); check the path"
             )
         runs += [load_run(run, f"{root.name}/{run.relative_to(root)}" if run != root else root.name) for run in found]
     return runs
+
+
+def _job_dirs(root: Path) -> set[Path]:
+    finished = {p.parent for p in root.rglob("metrics.json")}
+    started = {p.parent for p in root.rglob("config.yaml") if p.parent.name != ".hydra"}
+    started |= {p.parent.parent for p in root.rglob(".hydra/config.yaml")}
+    # A report folder or an eval run inside a run directory is not a job of its own.
+    return {d for d in finished | started if not any(parent in finished and parent != d for parent in d.parents)}
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -120,15 +135,18 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 def load_run(path: Path, label: str | None = None) -> Run:
-    config_file = path / "config.yaml"
-    if not config_file.exists():
-        raise FileNotFoundError(f"{config_file} is missing: train.py writes it at the start of every run")
+    """A job directory: its config (train.py's config.yaml, else Hydra's .hydra/config.yaml for a
+    job that failed before writing it) and its metrics.json (empty for a failed job)."""
+    config_file = next((f for f in (path / "config.yaml", path / ".hydra" / "config.yaml") if f.exists()), None)
+    if config_file is None:
+        raise FileNotFoundError(f"{path / 'config.yaml'} is missing: train.py writes it at the start of every run")
     overrides_file = path / "overrides.yaml"
+    metrics_file = path / "metrics.json"
     return Run(
         path=path,
         label=label or path.name,
         config=OmegaConf.to_container(OmegaConf.load(config_file)),
-        metrics=json.loads((path / "metrics.json").read_text()),
+        metrics=json.loads(metrics_file.read_text()) if metrics_file.exists() else {},
         overrides=list(OmegaConf.load(overrides_file)) if overrides_file.exists() else [],
     )
 
@@ -145,6 +163,7 @@ def comparison_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
         ident, paper = run.identity, paper_result(run.identity)
         row = {
             "run": run.label,
+            "status": "failed" if run.failed else "finished",
             # What sets this run apart: the overrides the other reported runs do not share.
             "overrides": " ".join(o for o in run.overrides if o not in shared),
             "backbone": ident["backbone"],
@@ -168,7 +187,8 @@ def to_markdown(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * 6 + "---|---|"]
     for row in rows:
         paper = " / ".join(_paper_pct(row[f"paper_{m}"]) for m in METRICS) if row["paper_source"] else ""
-        cells = [row["run"], f"{row['backbone']} FCN-{row['stride']}s {row['data']} ({row['recipe']})",
+        name = f"{row['run']} **failed** (no metrics.json)" if row["status"] == "failed" else row["run"]
+        cells = [name, f"{row['backbone']} FCN-{row['stride']}s {row['data']} ({row['recipe']})",
                  f"`{row['overrides']}`" if row["overrides"] else "",
                  *(percent(row[m]) for m in METRICS), percent(row["best_val_mean_iu"]), f"{row['gflops']:.1f}",
                  paper, row["paper_source"]]
@@ -276,6 +296,10 @@ def write_report(runs: Sequence[Run], out: Path, console: Console | None = None)
         + markdown + "\n" + "".join(f"![{k}]({p.name})\n" for k, p in paths.items() if p.suffix == ".png"))
     console = console or Console()
     console.print(markdown, markup=False, highlight=False, soft_wrap=True)
+    failed = [run for run in runs if run.failed]
+    if failed:
+        console.print(f"{len(failed)} of {len(runs)} jobs failed or are unfinished (no metrics.json; their "
+                      f"<task>.log says why): {', '.join(str(run.path) for run in failed)}", markup=False)
     console.print(f"Report written to [bold]{out}[/bold]")
     return paths
 
@@ -295,5 +319,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default: <first dir>/report)")
     args = parser.parse_args(argv)
-    runs = find_runs(args.runs)
+    try:
+        runs = find_runs(args.runs)
+    except (FileNotFoundError, ValueError) as error:  # one line, no traceback
+        raise SystemExit(f"report.py: {error}") from None
     return write_report(runs, args.out or Path(args.runs[0]) / "report")

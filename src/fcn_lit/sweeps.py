@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
 from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def sweep_objective(results: dict[str, Any]) -> float:
+    """What train.py returns to a sweeper (Optuna maximises it): the checkpoints' best validation
+    mean IU, else the last validation mean IU (a run that scored no checkpoint, e.g.
+    trainer.fast_dev_run=true), else NaN with a warning: Optuna records NaN as a failed trial and the
+    sweep goes on (a None would stop the whole sweep)."""
+    for key in ("best_val_mean_iu", "last_val_mean_iu"):
+        if results.get(key) is not None:
+            return float(results[key])
+    log.warning("%s: no validation mean IU to return (the run never validated, or scored no pixel); "
+                "returning NaN, so a sweeper fails this trial only", results.get("run_dir"))
+    return float("nan")
 
 
 class MultirunDDPError(RuntimeError):
@@ -43,7 +59,7 @@ def run_identity(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _process_count(devices: Any, accelerator: str) -> int:
+def process_count(devices: Any, accelerator: str) -> int:
     """Processes per node Lightning starts for ``trainer.devices`` (an int, "2", "0,1", a list)."""
     if isinstance(devices, str) and devices.strip().isdigit():
         devices = int(devices)
@@ -72,7 +88,7 @@ def check_multirun_ddp(cfg: DictConfig) -> None:
         return
     trainer = cfg.trainer
     strategy = str(trainer.get("strategy", "auto"))
-    processes = _process_count(trainer.get("devices", 1), str(trainer.get("accelerator", "auto")))
+    processes = process_count(trainer.get("devices", 1), str(trainer.get("accelerator", "auto")))
     processes *= int(trainer.get("num_nodes", 1))
     relaunches_script = (strategy == "auto" or strategy.startswith("ddp")) and not any(
         word in strategy for word in ("spawn", "fork", "notebook"))

@@ -4,6 +4,7 @@ only its own steps; the root scripts (train.py, eval.py, ...) dispatch to them."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 from rich.console import Console
 
@@ -19,8 +21,10 @@ from fcn_lit.data.datamodule import SegmentationDataModule
 from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.module import PRIMARY_HEAD, FCNModule, is_lightning_checkpoint
-from fcn_lit.summary import named_scores, print_scores, score_or_none
+from fcn_lit.summary import METRIC_NAMES, named_scores, percent, print_scores, score_or_none
 from fcn_lit.visualize import save_comparison
+
+log = logging.getLogger(__name__)
 
 # pytorch-fcn's VGG16 FCNs carry the Caffe release's weights.
 TORCHFCN_BACKBONE = {"name": "vgg16", "weights": "caffe", "pretrained": False}
@@ -31,16 +35,28 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
 
 
-def build_datamodule(data: DictConfig, backbone: Mapping[str, Any]) -> SegmentationDataModule:
+def build_datamodule(data: DictConfig, backbone: Mapping[str, Any], **overrides: Any) -> SegmentationDataModule:
     """``cfg.data``'s data module, fed the input the trunk's weights (``backbone``: the model's
-    ``backbone`` config or a checkpoint's) expect; ``data.normalization`` overrides it, logged."""
-    return instantiate(data, normalization=input_preprocessing(backbone, data.get("normalization")).name)
+    ``backbone`` config or a checkpoint's) expect; ``data.normalization`` overrides it, logged.
+    ``overrides``: settings for this use (eval: ``train_split=None``)."""
+    return instantiate(data, normalization=input_preprocessing(backbone, data.get("normalization")).name, **overrides)
+
+
+# Callbacks that raise without a logger: left out under `logger=none`.
+NEED_A_LOGGER = (LearningRateMonitor,)
 
 
 def build_trainer(cfg: DictConfig, logger: list[Any] | bool = False) -> L.Trainer:
     """``cfg.trainer`` with ``cfg.callbacks`` (plugins such as the atomic checkpoint IO come with
-    the trainer config)."""
-    return instantiate(cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=logger)
+    the trainer config); without a logger, less the callbacks that need one (said in the log).
+    The trainer's `auto` settings are resolved first (fcn_lit.devices.resolve_trainer)."""
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    if not logger:
+        skipped = [type(c).__name__ for c in callbacks if isinstance(c, NEED_A_LOGGER)]
+        if skipped:
+            log.info("No logger: left out %s, which logs through one.", ", ".join(skipped))
+        callbacks = [c for c in callbacks if not isinstance(c, NEED_A_LOGGER)]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
 
 def last_checkpoint(cfg: DictConfig) -> Path | None:
@@ -89,6 +105,7 @@ def checkpoint_backbone(checkpoint: dict[str, Any]) -> dict[str, Any]:
 def report_scores(head_scores: dict[str, dict[str, Any]], class_names: list[str], stage: str, console: Console) -> dict[str, Any]:
     """Print the primary head's tables; return scores keyed by class name, other heads nested."""
     primary = head_scores[PRIMARY_HEAD]
+    log.info("%s: %s", stage, ", ".join(f"{name} {percent(primary[key])}" for key, name in METRIC_NAMES.items()))
     print_scores(primary, class_names, f"{stage} ({PRIMARY_HEAD})" if len(head_scores) > 1 else stage, console)
     out = named_scores(primary, class_names)
     for head, scores in head_scores.items():

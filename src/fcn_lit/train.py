@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import signal
 import time
 from pathlib import Path
@@ -12,11 +14,12 @@ from hydra.utils import instantiate
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from rich.console import Console
 
 from fcn_lit.checkpointing import check_resumable, load_checkpoint, local_checkpoint, logged_steps
 from fcn_lit.config_check import check_config
+from fcn_lit.devices import check_devices, resolve_trainer
 from fcn_lit.module import FCNModule
 from fcn_lit.report import print_config
 from fcn_lit.rundir import record_config, run_directory_lock
@@ -26,12 +29,29 @@ from fcn_lit.tasks import build_datamodule, build_trainer, instantiate_all, last
 from fcn_lit.wandb_logging import finish_wandb
 
 
+log = logging.getLogger(__name__)
+
+
+def job_config(cfg: DictConfig) -> DictConfig:
+    """The job's own settings: a config composed with ``return_hydra_config=True`` (the in-process
+    pattern of lightning-hydra-template) carries Hydra's node, whose sweep keys (hydra.job.num) have
+    no value in a single run; it is left out of the copy the run uses and records."""
+    if "hydra" not in cfg:
+        return cfg
+    job = copy.deepcopy(cfg)
+    with open_dict(job):
+        del job["hydra"]
+    return job
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and report one run; returns the scores and the paths it wrote (a config with
     ``stages`` goes to fcn_lit.staged.train_staged: the root train.py dispatches). The run holds its
     directory's lock (fcn_lit.rundir); a resume checks its checkpoint before it writes anything there."""
+    cfg = job_config(cfg)
     check_config(cfg)
     check_multirun_ddp(cfg)
+    check_devices(cfg.trainer)
     if cfg.get("stages"):
         raise ValueError("a config with stages is a staged run: call fcn_lit.staged.train_staged(cfg, train)")
     console = Console()
@@ -72,6 +92,7 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
     del checkpoint
     if cfg.get("init_from"):
         module.transplant_from(cfg.init_from)
+    resolve_trainer(cfg.trainer, module)  # auto accelerator, strategy, precision, sync BN: recorded resolved
     continues = record_config(run_dir, cfg, ckpt_path, step)
     loggers = instantiate_all(cfg.get("logger"))
     if continues:
@@ -87,16 +108,21 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
     if best and trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_score is not None:
         # None when validation scored no pixel (Lightning keeps -inf as the best of NaN scores).
         results["best_val_mean_iu"] = score_or_none(trainer.checkpoint_callback.best_model_score.item())
+    if "val/mean_iu" in trainer.callback_metrics:  # also where no checkpoint was scored (fast_dev_run)
+        results["last_val_mean_iu"] = score_or_none(float(trainer.callback_metrics["val/mean_iu"]))
     if cfg.get("test", True) and not datamodule.splits["test"]:
         console.print("No test: data.val_split and data.test_split are null.")
     elif cfg.get("test", True):
         trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
+        if "test" not in module.results:  # tested in spawned processes (ddp_spawn)
+            module.restore_results("test", trainer.callback_metrics)
         results["test"] = report_scores(module.results["test"], module.hparams.class_names, "test", console)
         if trainer.is_global_zero and cfg.get("num_pictures", 0):
             results["pictures"] = str(save_pictures(module, datamodule, run_dir / "predictions.png", cfg.num_pictures))
     results["elapsed_s"] = round(time.perf_counter() - start, 1)
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", results)
+        log.info("Finished in %.0f s; best checkpoint %s; metrics in %s", results["elapsed_s"], best, run_dir / "metrics.json")
         console.print(f"Finished in {results['elapsed_s']:.0f} s. Run directory: [bold]{run_dir}[/bold]")
     return results
 

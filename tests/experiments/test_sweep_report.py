@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,26 @@ def test_report_lists_every_run_with_its_metrics(tiny_sweep, tmp_path, capsys):
         image = Image.open(out / name)
         assert image.width > 200 and image.height > 200
         assert np.asarray(image.convert("L")).std() > 5  # something was drawn
+
+
+@pytest.mark.slow
+def test_report_lists_a_failed_job_as_failed(tiny_sweep, tmp_path, capsys):
+    """A job that stopped before metrics.json (here: job 1's removed) is a row marked failed."""
+    sweep = tmp_path / "sweep"
+    shutil.copytree(tiny_sweep, sweep, ignore=shutil.ignore_patterns("wandb", "*.ckpt", "report"))
+    (sweep / "1" / "metrics.json").unlink()
+    out = tmp_path / "report"
+    main([str(sweep), "--out", str(out)])
+    printed = capsys.readouterr().out
+    with (out / "report.csv").open() as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert [rows[f"sweep/{i}"]["status"] for i in range(3)] == ["finished", "failed", "finished"]
+    assert rows["sweep/1"]["backbone"] == BACKBONES[1] and rows["sweep/1"]["mean_iu"] == ""
+    assert "sweep/1 **failed**" in (out / "report.md").read_text()
+    assert "1 of 3 jobs failed" in printed and str(sweep / "1") in printed
+
+
+def test_report_on_a_missing_folder_says_so_in_one_line(tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "nowhere")])
+    assert stop.value.code == f"report.py: {tmp_path / 'nowhere'}: no such directory; give a run or multirun directory"

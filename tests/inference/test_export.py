@@ -1,12 +1,16 @@
 """ONNX (run by onnxruntime) and TorchScript exports against eager PyTorch at several sizes."""
 
+import logging
+import shutil
+
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
 from random_weights import randomize
 
-from fcn_lit.export import export, export_onnx, export_torchscript
+from fcn_lit import export as export_module
+from fcn_lit.export import export, export_onnx, export_torchscript, weight_bytes
 from fcn_lit.models import build_fcn
 
 SIZES = [(2, 64, 64), (1, 37, 53), (1, 101, 77), (1, 20, 24)]  # (batch, height, width): odd, and smaller than fc6 sees
@@ -23,12 +27,29 @@ def inputs():
 
 @pytest.mark.parametrize("alignment", ["caffe", "aligned"])
 def test_onnx_matches_eager_at_every_size(tmp_path, alignment):
+    """One self-contained .onnx file: copied alone elsewhere, it still runs."""
     net = tiny_net(alignment)
-    session = ort.InferenceSession(str(export_onnx(net, tmp_path / "fcn.onnx", example_size=48)))
+    export_onnx(net, tmp_path / "export" / "fcn.onnx", example_size=48)
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == ["fcn.onnx"]
+    (tmp_path / "copy").mkdir()
+    copy = shutil.copy(tmp_path / "export" / "fcn.onnx", tmp_path / "copy")
+    session = ort.InferenceSession(str(copy))
     for x in inputs():
         (logits,) = session.run(None, {"image": x.numpy()})
         with torch.no_grad():
             np.testing.assert_allclose(logits, net(x).numpy(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_weights_past_the_onnx_file_limit_go_beside_it_and_the_log_says_so(tmp_path, monkeypatch, caplog):
+    net = tiny_net("aligned")
+    monkeypatch.setattr(export_module, "ONNX_FILE_LIMIT", weight_bytes(net))  # as if these were 2 GB
+    with caplog.at_level(logging.WARNING, logger=export_module.__name__):
+        path = export_onnx(net, tmp_path / "fcn.onnx", example_size=48)
+    assert (tmp_path / "fcn.onnx.data").is_file() and "copy both files together" in caplog.text
+    (logits,) = ort.InferenceSession(str(path)).run(None, {"image": inputs()[0].numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, net(inputs()[0]).numpy(), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("alignment", ["caffe", "aligned"])

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -82,8 +84,34 @@ def render(report: Report, class_names: dict[str, Sequence[str]], console: Conso
         console.print(table)
         if absent:
             console.print(f"{head} classes with no pixel: {', '.join(absent)}")
-    for problem in report.problems:
-        console.print(f"[red]problem[/red] {problem}", markup=True, highlight=False)
+    for kind, problems in problem_kinds(report.problems).items():
+        console.print(f"[red]{len(problems)} x[/red] {kind}", markup=True, highlight=False)
+        for problem in problems[:EXAMPLES]:
+            console.print(f"    {problem}", markup=False, highlight=False)
+        if len(problems) > EXAMPLES:
+            console.print(f"    ... and {len(problems) - EXAMPLES} more", markup=False, highlight=False)
+
+
+EXAMPLES = 3  # problems shown per kind; the full list goes to a file
+
+
+def problem_kinds(problems: Sequence[str]) -> dict[str, list[str]]:
+    """Problems grouped by kind: the message with its sample id, file names and numbers blanked."""
+    kinds: dict[str, list[str]] = {}
+    for problem in problems:
+        message = problem.split(": ", 1)[-1]
+        kind = re.sub(r"\S*[/\\]\S*|\S+\.(?:png|jpe?g|mat|txt|npy)\b", "<file>", message)
+        kind = re.sub(r"\[[^\]]*\]|\(\d[^)]*\)|\d+(?:\.\d+)?", "#", kind)
+        kinds.setdefault(kind, []).append(problem)
+    return dict(sorted(kinds.items(), key=lambda item: -len(item[1])))
+
+
+def write_problems(path: Path, reports: Sequence[Report]) -> Path:
+    """Every problem of every split, one a line, under the split's heading."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [line for r in reports if r.problems for line in (f"# {r.name}: {len(r.problems)} problems", *r.problems)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def compose_data_config(overrides: Sequence[str]):
@@ -98,8 +126,10 @@ def compose_data_config(overrides: Sequence[str]):
         return compose(overrides=extra + overrides).data
 
 
-def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
-    """Check the splits of the data set the overrides select; exit status 1 if anything is wrong."""
+def main(argv: Sequence[str] | None = None, console: Console | None = None, listing: Path | None = None) -> int:
+    """Check the splits of the data set the overrides select: a summary per kind of problem on the
+    console, every problem in ``listing`` (default logs/data_check/<data set>_problems.txt); exit
+    status 1 if anything is wrong."""
     from hydra.utils import instantiate
 
     console = console or Console()
@@ -109,7 +139,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     except DataError as err:
         console.print(f"[red]problem[/red] {err}", highlight=False)
         return 1
-    problems = 0
+    reports = []
     seen = set()
     for stage in ("train", "val", "test"):
         if not dm.splits[stage] or (stage == "test" and dm.splits["test"] == dm.splits["val"]):
@@ -121,9 +151,16 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         names = {"semantic": dm.class_names, "geometric": getattr(dataset, "geometric_names", ())}
         report = check_dataset(dataset, f"{dm.name} {stage} ({dataset.split})")
         render(report, names, console, weights=stage == "train")
-        problems += len(report.problems)
-    console.rule(f"{problems} problems" if problems else "no problems found")
-    return 1 if problems else 0
+        reports.append(report)
+    problems = sum(len(r.problems) for r in reports)
+    if not problems:
+        console.rule("no problems found")
+        return 0
+    listing = write_problems(listing or Path(os.environ["PROJECT_ROOT"]) / "logs" / "data_check" / f"{dm.name}_problems.txt",
+                             reports)
+    console.rule(f"{problems} problems")
+    console.print(f"Every problem, one a line: {listing}", highlight=False)
+    return 1
 
 
 if __name__ == "__main__":

@@ -64,9 +64,9 @@ def _check_timm(width, norm, alignment):
     if width != 1.0:
         raise ValueError(f"width={width}: timm trunks have no width multiplier; pick a smaller timm model instead")
     if norm is not None:
-        raise ValueError(f"norm={norm!r}: timm trunks bring their own normalisation layers; set norm=null")
+        raise ValueError(f"norm={norm!r}: timm trunks bring their own normalisation layers; set model.backbone.norm=null")
     if alignment != "aligned":
-        raise ValueError(f"alignment={alignment!r}: timm trunks have no Caffe-mode padding; use alignment=aligned")
+        raise ValueError(f"alignment={alignment!r}: timm trunks have no Caffe-mode padding; use model.net.alignment=aligned")
 
 
 def _check(backbone, stride, width, pretrained, norm, alignment, weights, in_channels, fusion, streams, heads):
@@ -79,11 +79,13 @@ def _check(backbone, stride, width, pretrained, norm, alignment, weights, in_cha
     if not width > 0:
         raise ValueError(f"width={width!r} must be > 0")
     if pretrained and width != 1.0:
-        raise ValueError(f"width={width} has no pretrained weights; use width=1.0 or pretrained=false")
+        raise ValueError(f"width={width} has no pretrained weights; use model.backbone.width=1.0 or "
+                         "model.backbone.pretrained=false")
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r} is not one of {NORMS}")
     if pretrained and norm == "batch" and backbone not in ALWAYS_NORMALISED:
-        raise ValueError(f"norm='batch' has no ImageNet weights for {backbone}; use norm=null or pretrained=false")
+        raise ValueError(f"norm='batch' has no ImageNet weights for {backbone}; use model.backbone.norm=null or "
+                         "model.backbone.pretrained=false")
     check_alignment(alignment)
     if weights not in SOURCES:
         raise ValueError(f"weights={weights!r} is not one of {SOURCES}")

@@ -133,6 +133,10 @@ def input_preprocessing(backbone: Mapping[str, Any], override: str | None = None
     return chosen
 
 
+class WeightsNotFoundError(FileNotFoundError):
+    """ImageNet weights that are neither cached nor downloadable (offline)."""
+
+
 def default_caffe_path(backbone: str = "vgg16") -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / CAFFE_FILES[backbone]
 
@@ -147,7 +151,7 @@ def imagenet_state_dict(backbone: str, weights: str = "torchvision", weights_pat
             raise FileNotFoundError(
                 f"Caffe-converted {backbone} weights not found at {path}. Put a state dict converted "
                 f"from Caffe there ({CAFFE_FILES[backbone]}, layout in fcn_lit.models.pretrained), or "
-                "pass weights_path=<file>."
+                "pass model.backbone.weights_path=<file>."
             )
         return torch.load(path, map_location="cpu", weights_only=True)
     entry = torchvision.models.get_model_weights(backbone).DEFAULT
@@ -155,10 +159,12 @@ def imagenet_state_dict(backbone: str, weights: str = "torchvision", weights_pat
     try:
         return entry.get_state_dict(progress=False)
     except (URLError, OSError, RuntimeError) as error:
-        raise FileNotFoundError(
+        raise WeightsNotFoundError(
             f"could not get torchvision's ImageNet weights for {backbone} ({error}). Offline, download "
-            f"{entry.url} elsewhere and put the file at {cached} (torchvision's cache, under $TORCH_HOME), "
-            "or use pretrained=false."
+            f"{entry.url} elsewhere and put the file at {cached} (torchvision's cache, under $TORCH_HOME). "
+            "Or, without weights:\n"
+            "  python train.py experiment=quickstart              # the CPU quickstart (1/8-width trunk from scratch)\n"
+            "  python train.py model.backbone.pretrained=false    # this config, trained from scratch"
         ) from error
 
 
