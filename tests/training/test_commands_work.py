@@ -89,11 +89,11 @@ def tiny_voc(root, split: str, count: int = 3):
     """A VOC2012 folder with ``count`` 32x32 images and palette masks listed in ``split``."""
     rng = np.random.default_rng(0)
     ids = [f"2011_{i:06d}" for i in range(count)]
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
     for sample in ids:
-        (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{sample}.jpg")
         save_index_png(root / "SegmentationClass" / f"{sample}.png", rng.integers(0, 21, (32, 32), dtype=np.uint8))
-    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
     (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return root
 
@@ -105,7 +105,8 @@ def test_eval_on_voc_sbd_needs_only_voc(tmp_path):
     module = instantiate(run.model, num_classes=21, class_names=[f"c{i}" for i in range(21)])
     ckpt = tmp_path / "best.ckpt"
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, ckpt)
-    cfg = compose_config(tmp_path / "eval", ["data=voc_sbd", f"data.root={voc}", f"data.sbd_root={tmp_path / 'no_sbd'}",
+    cfg = compose_config(tmp_path / "eval", ["data=voc_sbd", f"data.root={voc}",
+                                             f"data.train_dataset.root={tmp_path / 'no_sbd'}",
                                              f"ckpt_path={ckpt}", "data.num_workers=0"], config_name="eval")
     results = evaluate(cfg)
     assert results["data"] == "voc_sbd" and results["split"] == "seg11valid"
