@@ -303,5 +303,5 @@ def test_the_runs_task_log_holds_fcn_lits_lines(sandbox):
     log = (run_dir / "quickstart.log").read_text()
     assert "[fcn_lit.devices][INFO] - Trainer: accelerator=cpu" in log
     scores = json.loads((run_dir / "metrics.json").read_text())["test"]
-    assert f"[fcn_lit.train][INFO] - test: pixel acc. {100 * scores['pixel_acc']:.2f}" in log
+    assert f"[fcn_lit.tasks][INFO] - test: pixel acc. {100 * scores['pixel_acc']:.2f}" in log
     assert f"metrics in {run_dir / 'metrics.json'}" in log
