@@ -106,7 +106,7 @@ def flagship_overrides(s: dict[str, Any], data: Path, devices: int, gpu: bool) -
         f"data.crop_size={s['crop']}", f"data.batch_size={s['batch']}", f"data.num_workers={8 if gpu else 0}",
         "model.backbone.pretrained=false", f"model.backbone.width={s['width']}", "model.scheduler.warmup_steps=0",
         f"trainer={'ddp' if gpu and devices > 1 else 'gpu' if gpu else 'cpu'}", f"trainer.devices={devices}",
-        "trainer.precision=bf16-mixed", f"+trainer.max_steps={s['steps']}", "trainer.max_epochs=-1",
+        "trainer.precision=bf16-mixed", f"trainer.max_steps={s['steps']}", "trainer.max_epochs=-1",
         "+trainer.limit_val_batches=0", "test=false", "logger=csv", "callbacks=none", "num_pictures=0",
     ]
 

@@ -47,7 +47,7 @@ def run_directory_lock(run_dir: Path, console: Console) -> Iterator[None]:
         ) from None
     if previous and previous[0] != os.getpid():
         console.print(f"Note: took over the lock {path} of process {previous[0]} on {previous[1]}, which is no "
-                      "longer running (it was killed or crashed)")
+                      "longer running (it was killed or crashed)", soft_wrap=True)
     try:
         yield
     finally:

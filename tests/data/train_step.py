@@ -10,7 +10,7 @@ from runconfig import compose_config
 from fcn_lit.train import train
 
 # A 1/8-width trunk, one optimizer step, then test (and pictures) on the validation split.
-ONE_STEP = ["data.num_workers=0", "model/backbone=vgg16_tiny", "model.net.alignment=aligned", "+trainer.max_steps=1",
+ONE_STEP = ["data.num_workers=0", "model/backbone=vgg16_tiny", "model.net.alignment=aligned", "trainer.max_steps=1",
             "trainer.max_epochs=1", "logger=csv", "callbacks=default", "~callbacks.rich_progress_bar",
             "+trainer.enable_progress_bar=false"]
 

@@ -96,7 +96,7 @@ def test_unsuitable_models_and_settings_are_named():
         build_fcn("convnext_tinyy", 8, 4, weights="timm", alignment="aligned")
     with pytest.raises(ValueError, match="width=0.5: timm trunks have no width multiplier"):
         build_fcn("test_convnext", 8, 4, weights="timm", alignment="aligned", width=0.5)
-    with pytest.raises(ValueError, match="use alignment=aligned"):
+    with pytest.raises(ValueError, match="use model.net.alignment=aligned"):
         build_fcn("test_convnext", 8, 4, weights="timm", alignment="caffe")
 
 

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from ondisk import write_nyud, write_siftflow  # noqa: E402
 from runconfig import compose_config  # noqa: E402
 
+from fcn_lit.staged import train_staged  # noqa: E402
 from fcn_lit.train import train  # noqa: E402
 
 FAST = ["num_pictures=0", "+trainer.num_sanity_val_steps=0", "data=synthetic", "trainer=cpu"]
@@ -62,7 +63,7 @@ def test_nyud_rgbhha_pipeline_fuses_the_trained_rgb_and_hha_streams(tmp_path):
         "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false", "test=false", "val_every_n_steps=1",
         "stages.0.max_steps=2", "stages.1.max_steps=2", "stages.2.max_steps=1",
         "stages.0.lr=1e-3", "stages.1.lr=1e-3", "stages.2.lr=0.0"])
-    summary = train(cfg)
+    summary = train_staged(cfg, train)
     stages = summary["stages"]
     assert list(stages) == ["rgb", "hha", "rgbhha"]
     run_dir = Path(cfg.paths.output_dir)
@@ -90,7 +91,7 @@ def test_siftflow_pipeline_trains_32s_16s_8s_each_from_the_previous(tmp_path):
         "data.num_workers=0", "~callbacks.rich_progress_bar", "+trainer.enable_progress_bar=false", "test=false",
         "val_every_n_steps=1", "stages.0.max_steps=2", "stages.1.max_steps=1", "stages.2.max_steps=1",
         "stages.0.lr=1e-3", "stages.1.lr=0.0", "stages.2.lr=0.0"])
-    stages = train(cfg)["stages"]
+    stages = train_staged(cfg, train)["stages"]
     assert list(stages) == ["fcn32s", "fcn16s", "fcn8s"]
     fcn32s, fcn16s, fcn8s = (params(stages[s]["checkpoint"], "net.") for s in stages)
     for head in ("semantic", "geometric"):
