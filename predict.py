@@ -2,7 +2,6 @@
 Exits with status 1 when some images could not be read (listed last); every other one is segmented."""
 
 
-import logging
 import sys
 
 import hydra
@@ -13,7 +12,6 @@ from fcn_lit.predict import UnreadableImages, predict
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the runtime's choices
     failure = None
     try:
         written = predict(

@@ -42,9 +42,11 @@ class Command:
 
     @property
     def argv(self) -> list[str]:
-        """The words the shell passes (quotes removed); `python` is this interpreter."""
+        """The words the shell passes (quotes removed); `python` is this interpreter, `jupyter` its
+        environment's."""
         words = shlex.split(self.text)
-        return [sys.executable if w == "python" else w for w in words]
+        programs = {"python": sys.executable, "jupyter": str(Path(sys.executable).with_name("jupyter"))}
+        return [programs.get(w, w) if i == 0 else w for i, w in enumerate(words)]
 
 
 def readme_commands(path: Path = README) -> list[Command]:
