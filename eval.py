@@ -3,12 +3,14 @@
 import hydra
 from omegaconf import DictConfig
 
+from fcn_lit.cli import exit_on_user_error
 from fcn_lit.evaluate import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    with exit_on_user_error():
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

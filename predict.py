@@ -7,6 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from fcn_lit.cli import exit_on_user_error
 from fcn_lit.predict import UnreadableImages, predict
 
 
@@ -14,12 +15,13 @@ from fcn_lit.predict import UnreadableImages, predict
 def main(cfg: DictConfig) -> None:
     failure = None
     try:
-        written = predict(
-            cfg.ckpt_path, cfg.input, cfg.output, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-            probabilities=cfg.probabilities, alpha=cfg.alpha, device=cfg.device, normalization=cfg.normalization,
-            speed_options=OmegaConf.to_container(cfg.speed),
-            tiling=OmegaConf.to_container(cfg.tiling), tta=OmegaConf.to_container(cfg.tta),
-        )
+        with exit_on_user_error():
+            written = predict(
+                cfg.ckpt_path, cfg.input, cfg.output, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                probabilities=cfg.probabilities, alpha=cfg.alpha, device=cfg.device, normalization=cfg.normalization,
+                speed_options=OmegaConf.to_container(cfg.speed),
+                tiling=OmegaConf.to_container(cfg.tiling), tta=OmegaConf.to_container(cfg.tta),
+            )
     except UnreadableImages as error:
         written, failure = error.written, error
     print(f"Wrote {len(written)} files to {cfg.output}")

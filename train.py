@@ -12,16 +12,15 @@ def main(cfg: DictConfig) -> float:
         check_config(cfg)  # before torch and Lightning are imported: a mistake is named in a second
     except ConfigError as error:
         raise SystemExit(str(error)) from None
-    from fcn_lit.models.pretrained import WeightsNotFoundError
+    from fcn_lit.cli import exit_on_user_error
     from fcn_lit.staged import train_staged
     from fcn_lit.sweeps import sweep_objective
     from fcn_lit.train import train
 
-    try:
+    # e.g. `python train.py` on an offline machine: no weights, and what to type instead
+    with exit_on_user_error():
         # A config with stages (FCN-32s -> 16s -> 8s) runs one single run per stage.
         results = train_staged(cfg, train) if cfg.get("stages") else train(cfg)
-    except WeightsNotFoundError as error:  # e.g. `python train.py` on an offline machine: what to type
-        raise SystemExit(f"Error: {error}") from None
     # Returned for sweepers (Optuna) that optimise the validation mean IU.
     return sweep_objective(results)
 

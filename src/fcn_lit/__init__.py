@@ -11,6 +11,9 @@ __version__ = "0.1.0"
 # conf/ resolves logs/ and data/ against PROJECT_ROOT: default to this checkout's root, so every
 # command works from any directory.
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[2]))
+# albumentations asks PyPI for a newer release at import (up to 2 s offline, and a warning): its
+# version is pinned in constraints.txt.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 # conf/ multiplies with ${mul:a,b}: the recipes validate every N optimizer steps, which Lightning
 # counts as N x accumulate_grad_batches training batches.
 if not OmegaConf.has_resolver("mul"):
