@@ -115,8 +115,10 @@ class ResilientWandbLogger(WandbLogger):
     def continue_from(self, step: int) -> None:
         """A resume logs to the run directory's previous W&B run (same id; Lightning passes resume="allow")."""
         latest = Path(self._wandb_init.get("dir") or ".") / "wandb" / "latest-run"
-        if latest.is_symlink() or latest.is_dir():
-            run_id = latest.resolve().name.rsplit("-", 1)[-1]  # run-<time>-<id> / offline-run-<time>-<id>
+        # The folder's name can end in wandb's "-1" (two starts in one second): the id is the record's.
+        records = sorted(latest.glob("run-*.wandb")) if latest.is_dir() else []
+        if records:
+            run_id = records[0].name.removeprefix("run-").removesuffix(".wandb")
             self._wandb_init["id"] = self._id = run_id
             log.info("W&B: continuing run %s", run_id)
 

@@ -140,3 +140,16 @@ def test_failed_online_start_falls_back_to_offline(monkeypatch, tmp_path):
     logger = ResilientWandbLogger(project="p", save_dir=str(tmp_path), mode="online")
     assert logger.experiment == "offline run"
     assert modes == ["online", "offline"]
+
+
+@pytest.mark.parametrize("folder", ["offline-run-20261205_192816-4sr1yo7n", "offline-run-20261205_192816-4sr1yo7n-1",
+                                    "run-20261205_192816-4sr1yo7n"])
+def test_a_resume_continues_the_run_id_of_the_latest_record(tmp_path, folder):
+    """wandb names a second start within the same second <folder>-1: the id is the record's, not the name's end."""
+    latest = tmp_path / "wandb" / folder
+    latest.mkdir(parents=True)
+    (latest / "run-4sr1yo7n.wandb").write_bytes(b"")
+    (tmp_path / "wandb" / "latest-run").symlink_to(folder)
+    logger = ResilientWandbLogger(project="p", save_dir=str(tmp_path), mode="offline")
+    logger.continue_from(4)
+    assert logger._wandb_init["id"] == "4sr1yo7n"

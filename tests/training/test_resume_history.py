@@ -3,7 +3,6 @@ continue one history: CSV rows, TensorBoard events and the same W&B run."""
 
 import csv
 import math
-import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +48,6 @@ def test_the_nan_guards_advice_works_and_the_history_continues(tiny_cfg, monkeyp
     board.Reload()
     assert [e.step for e in board.Scalars("train/loss")] == list(range(8))  # purge_step hid the diverged steps
     wandb_runs = sorted((run_dir / "wandb").glob("offline-run-*"))
-    # offline-run-<date>_<time>-<run id>, and "-1" after it when two starts fall in the same second
-    run_ids = {re.fullmatch(r"offline-run-\d{8}_\d{6}-([a-z0-9]+)(-\d+)?", p.name).group(1) for p in wandb_runs}
+    # Each start's folder holds run-<run id>.wandb (the folder's name ends in "-1" after a start in the same second)
+    run_ids = {record.name for run in wandb_runs for record in run.glob("run-*.wandb")}
     assert len(wandb_runs) == 3 and len(run_ids) == 1  # one run id
