@@ -46,7 +46,7 @@ class CheckpointOnSignal(Callback):
             return
         where = f"Stopped by {self.signum.name} at epoch {trainer.current_epoch}, step {trainer.global_step}"
         if trainer.state.fn == TrainerFn.FITTING:
-            trainer.save_checkpoint(self.path, weights_only=False)
+            trainer.save_checkpoint(self.path)  # the whole state (optimizer, loops): resumable
             log.warning("%s: checkpoint written to %s. Continue with ckpt_path=last and the same hydra.run.dir",
                         where, self.path)
         else:
