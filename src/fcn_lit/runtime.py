@@ -233,6 +233,4 @@ def runner(net: nn.Module, options: speed.SpeedOptions, device: torch.device, sa
         if sample is None:
             raise ValueError("speed.runtime=auto needs a sample batch to measure the paths on")
         return choose(net, options, device, sample(), calibration)[1]
-    # ONNX Runtime's CPU provider runs fp32 (and int8): its `auto` precision is fp32, whatever the CPU.
-    precision = "fp32" if options.runtime == "onnxruntime" and options.precision == "auto" else options.resolve(device).precision
-    return build(net, InferencePath(options.runtime, precision), options, device, calibration)
+    return build(net, InferencePath(options.runtime, options.resolve(device).precision), options, device, calibration)

@@ -52,11 +52,12 @@ class SpeedOptions:
             raise ValueError(f"speed.calibration_images={self.calibration_images} must be >= 1")
 
     def resolve(self, device: torch.device) -> SpeedOptions:
-        """Replace precision="auto" by a rule (no measurement): bf16 where the hardware has it
+        """Replace precision="auto" by a rule (no measurement): fp32 on ONNX Runtime (its CPU
+        provider runs fp32 and int8, whatever the CPU), else bf16 where the hardware has it
         natively (``native_bf16``), else fp32."""
         if self.precision != "auto":
             return self
-        return replace(self, precision="bf16" if native_bf16(device) else "fp32")
+        return replace(self, precision="bf16" if self.runtime != "onnxruntime" and native_bf16(device) else "fp32")
 
 
 def prepare(net: nn.Module, options: SpeedOptions, device: torch.device) -> nn.Module:

@@ -124,3 +124,11 @@ def test_bad_runtime_settings_name_the_key(exported, tmp_path):
     lone.write_bytes(ckpt.read_bytes())
     with pytest.raises(FileNotFoundError, match="speed.calibration="):
         calibration_inputs(lone, load_predictor(lone).normalization, None, 4)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_fp32_on_onnxruntime_on_any_cpu(native, monkeypatch):
+    """Whatever the CPU: bf16 in PyTorch only where it is native; ONNX Runtime always fp32."""
+    monkeypatch.setattr(speed, "native_bf16", lambda device: native)
+    assert speed.SpeedOptions(runtime="onnxruntime").resolve(CPU).precision == "fp32"
+    assert speed.SpeedOptions(runtime="torch").resolve(CPU).precision == ("bf16" if native else "fp32")
