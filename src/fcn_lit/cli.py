@@ -21,12 +21,13 @@ USER_ERRORS = (CheckpointError, ConfigError, DataError, DeviceError, MultirunDDP
 
 
 def user_error(error: BaseException | None) -> BaseException | None:
-    """The first of USER_ERRORS in ``error``'s chain of causes (Hydra's instantiate wraps the error
-    of the class it builds in an InstantiationException), or None."""
+    """The first of USER_ERRORS in ``error``'s chain of explicit causes (Hydra's instantiate raises
+    an InstantiationException from the error of the class it builds), or None. An error raised
+    while handling another (``__context__``) is not the user's: it keeps its traceback."""
     while error is not None:
         if isinstance(error, USER_ERRORS):
             return error
-        error = error.__cause__ or error.__context__
+        error = error.__cause__
     return None
 
 
