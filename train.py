@@ -3,22 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
-from fcn_lit.config_check import ConfigError, check_config
+from fcn_lit.cli import exit_on_user_error
+from fcn_lit.config_check import check_config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    try:
-        check_config(cfg)  # before torch and Lightning are imported: a mistake is named in a second
-    except ConfigError as error:
-        raise SystemExit(str(error)) from None
-    from fcn_lit.cli import exit_on_user_error
-    from fcn_lit.staged import train_staged
-    from fcn_lit.sweeps import sweep_objective
-    from fcn_lit.train import train
-
-    # e.g. `python train.py` on an offline machine: no weights, and what to type instead
+    # A mistake the user can fix ends in its message (e.g. offline: no weights, and what to type instead).
     with exit_on_user_error():
+        check_config(cfg)  # before torch and Lightning are imported: a mistake is named in a second
+        from fcn_lit.staged import train_staged
+        from fcn_lit.sweeps import sweep_objective
+        from fcn_lit.train import train
+
         # A config with stages (FCN-32s -> 16s -> 8s) runs one single run per stage.
         results = train_staged(cfg, train) if cfg.get("stages") else train(cfg)
     # Returned for sweepers (Optuna) that optimise the validation mean IU.

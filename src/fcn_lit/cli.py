@@ -1,31 +1,29 @@
-"""What the entry points do with an error the user can fix (a missing file, a busy run directory,
-GPUs that are not there): print its message, exit with status 1, no traceback. Inside a multirun it
-is raised as it is, so that the sweeper records that job (or Optuna trial) as failed and goes on."""
+"""What the entry points do with an error the user can fix (fcn_lit.errors.UserError: a missing
+file, a busy run directory, GPUs that are not there): print its message, exit with status 1, no
+traceback. Inside a multirun it is raised as it is, so that the sweeper records that job (or Optuna
+trial) as failed and goes on. Light to import: train.py checks its config before torch."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fcn_lit.checkpointing import CheckpointError
-from fcn_lit.config_check import ConfigError
-from fcn_lit.data.errors import DataError
-from fcn_lit.devices import DeviceError
-from fcn_lit.guards import NonFiniteLossError
-from fcn_lit.models.pretrained import WeightsNotFoundError
-from fcn_lit.rundir import RunDirectoryBusy
-from fcn_lit.sweeps import MultirunDDPError, in_multirun
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
-USER_ERRORS = (CheckpointError, ConfigError, DataError, DeviceError, MultirunDDPError, NonFiniteLossError,
-               RunDirectoryBusy, WeightsNotFoundError)
+from fcn_lit.errors import UserError
 
 
-def user_error(error: BaseException | None) -> BaseException | None:
-    """The first of USER_ERRORS in ``error``'s chain of explicit causes (Hydra's instantiate raises
-    an InstantiationException from the error of the class it builds), or None. An error raised
-    while handling another (``__context__``) is not the user's: it keeps its traceback."""
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def user_error(error: BaseException | None) -> UserError | None:
+    """The first UserError in ``error``'s chain of explicit causes (Hydra's instantiate raises an
+    InstantiationException from the error of the class it builds), or None. An error raised while
+    handling another (``__context__``) is not the user's: it keeps its traceback."""
     while error is not None:
-        if isinstance(error, USER_ERRORS):
+        if isinstance(error, UserError):
             return error
         error = error.__cause__
     return None

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
+from fcn_lit.errors import UserError
 from fcn_lit.sweeps import process_count
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 AUTO = "auto"
 
 
-class DeviceError(RuntimeError):
+class DeviceError(UserError, RuntimeError):
     """The trainer asks for devices this machine does not have."""
 
 

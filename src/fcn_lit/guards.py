@@ -9,11 +9,13 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
+from fcn_lit.errors import UserError
+
 # Below this, an lr only makes sense with the summed loss (the heavy recipes: 1e-10 ... 1e-14).
 SUMMED_LOSS_LR = 1e-8
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The training loss became NaN or infinite."""
 
 

@@ -15,10 +15,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from fcn_lit.errors import UserError
+
 LOCK_NAME = ".lock"
 
 
-class RunDirectoryBusy(RuntimeError):
+class RunDirectoryBusy(UserError, RuntimeError):
     """Another live process runs in this run directory."""
 
 

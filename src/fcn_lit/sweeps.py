@@ -9,9 +9,11 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from lightning.fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
 from omegaconf import DictConfig
+
+from fcn_lit.cli import in_multirun
+from fcn_lit.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +31,8 @@ def sweep_objective(results: dict[str, Any]) -> float:
     return float("nan")
 
 
-class MultirunDDPError(RuntimeError):
+class MultirunDDPError(UserError, RuntimeError):
     """A Hydra multirun asked Lightning to start its own DDP processes."""
-
-
-def in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def sweep_info() -> tuple[str, int] | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from fcn_lit.errors import UserError
 
-class DataError(Exception):
+
+class DataError(UserError):
     """Base class of every data problem raised by fcn_lit.data."""
 
 

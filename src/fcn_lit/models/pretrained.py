@@ -14,6 +14,7 @@ import torch
 import torchvision
 from torch import Tensor
 
+from fcn_lit.errors import UserError
 from fcn_lit.models.backbones import Trunk
 from fcn_lit.models.timm_trunk import WEIGHTS_SOURCE as TIMM
 from fcn_lit.models.timm_trunk import pretrained_cfg
@@ -133,7 +134,7 @@ def input_preprocessing(backbone: Mapping[str, Any], override: str | None = None
     return chosen
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(UserError, FileNotFoundError):
     """ImageNet weights that are neither cached nor downloadable (offline)."""
 
 
