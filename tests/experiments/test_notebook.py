@@ -5,7 +5,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO
+from runconfig import REPO
 
 nbclient = pytest.importorskip("nbclient")
 

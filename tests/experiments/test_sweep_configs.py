@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 from runconfig import CONF_DIR
 
-from conftest import TINY_SWEEP, run_script
+from sweeprun import TINY_SWEEP, run_script
 from fcn_lit.sweeps import MultirunDDPError, check_multirun_ddp
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from conftest import BACKBONES
+from sweeprun import BACKBONES
 
 from fcn_lit.report import main
 from PIL import Image
