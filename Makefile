@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test bench gpu-check clean-venv
+.PHONY: install quickstart test bench figures gpu-check clean-venv
 
 install: $(STAMP)
 
@@ -20,9 +20,14 @@ quickstart: install
 test: install
 	$(PY) -m pytest -n 2 -q
 
-# Every figure printed, and written as JSON (keys: benchmarks/README.md).
+# Every figure printed, and written as JSON (keys: benchmarks/README.md); then the README's figures.
 bench: install
-	$(PY) benchmarks/run.py --json logs/bench.json
+	$(PY) benchmarks/run.py --json benchmarks/results/bench.json
+	$(PY) benchmarks/figures.py
+
+# README.md's and docs/figures.md's figures from benchmarks/results/ (bench.json, ci.json).
+figures: install
+	$(PY) benchmarks/figures.py
 
 # On a CUDA machine: training MFU with DDP on every GPU, compile, inference latency, bf16 vs fp32.
 gpu-check: install

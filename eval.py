@@ -4,7 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fcn_lit.cli import exit_on_user_error
-from fcn_lit.evaluate import evaluate
+from fcn_lit.inference.evaluate import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -5,7 +5,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fcn_lit.cli import exit_on_user_error
-from fcn_lit.export import export
+from fcn_lit.inference.export import export
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")

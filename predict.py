@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from fcn_lit.cli import exit_on_user_error
-from fcn_lit.predict import UnreadableImages, predict
+from fcn_lit.inference.predict import UnreadableImages, predict
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")

@@ -1,6 +1,6 @@
 """Compare runs side by side: `python report.py logs/train/multiruns/<time> [more dirs] [--out DIR]`."""
 
-from fcn_lit.report import main
+from fcn_lit.experiments.report import main
 
 if __name__ == "__main__":
     main()

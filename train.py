@@ -12,9 +12,9 @@ def main(cfg: DictConfig) -> float:
     # A mistake the user can fix ends in its message (e.g. offline: no weights, and what to type instead).
     with exit_on_user_error():
         check_config(cfg)  # before torch and Lightning are imported: a mistake is named in a second
-        from fcn_lit.staged import train_staged
-        from fcn_lit.sweeps import sweep_objective
-        from fcn_lit.train import train
+        from fcn_lit.training.staged import train_staged
+        from fcn_lit.experiments.sweeps import sweep_objective
+        from fcn_lit.training.train import train
 
         # A config with stages (FCN-32s -> 16s -> 8s) runs one single run per stage.
         results = train_staged(cfg, train) if cfg.get("stages") else train(cfg)

@@ -14,7 +14,7 @@ import torch
 from baseline import PlainFCN8s
 from common import Timing, device, interleaved, measure, mib, sync
 
-from fcn_lit import speed
+from fcn_lit.inference import speed
 from fcn_lit.models import build_fcn, import_torchfcn
 
 NATIVE_BF16 = speed.native_bf16(torch.device("cpu"))

@@ -16,9 +16,9 @@ import torch
 from common import device, sync
 from torch.utils.data import DataLoader, TensorDataset
 
-from fcn_lit.losses import segmentation_loss
-from fcn_lit.module import FCNModule
-from fcn_lit.optim import build_optimizer, build_scheduler
+from fcn_lit.training.losses import segmentation_loss
+from fcn_lit.training.module import FCNModule
+from fcn_lit.training.optim import build_optimizer, build_scheduler
 
 # A quarter-width batch-normalised VGG16 FCN-8s on 96x96 crops: tens of ms per step on a CPU, so
 # that a per-step overhead of a millisecond shows.

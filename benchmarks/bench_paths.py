@@ -27,7 +27,7 @@ from baseline import PlainFCN8s
 from common import compose_train, interleaved
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lit import runtime, speed
+from fcn_lit.inference import formats, runtime, speed
 from fcn_lit.models import build_fcn, import_torchfcn
 
 CPU = torch.device("cpu")
@@ -98,7 +98,7 @@ def paths(s: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
     calibration = [torch.randn(1, 3, size, size).numpy() for _ in range(s["calibration"])]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        fp32_onnx = runtime.export_onnx(aligned, Path(tmp) / "fcn8s.onnx")
+        fp32_onnx = formats.export_onnx(aligned, Path(tmp) / "fcn8s.onnx")
         int8_onnx = runtime.quantize_int8(fp32_onnx, Path(tmp) / "fcn8s.int8.onnx", calibration)
         onnx_fp32, onnx_int8 = runtime.OnnxRunner(fp32_onnx), runtime.OnnxRunner(int8_onnx)
     print(f"  (ONNX export + int8 quantization of the 500x500 net: {time.perf_counter() - start:.0f} s)")
@@ -140,7 +140,7 @@ def paths(s: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
 
 def quickstart_checkpoint(smoke: bool, workdir: Path) -> Path:
     """Train the quickstart (``make quickstart``'s config) into ``workdir``; its best checkpoint."""
-    from fcn_lit.train import train
+    from fcn_lit.training.train import train
 
     overrides = QUICKSTART + (QUICKSTART_SMOKE + [f"paths.data_dir={workdir / 'data'}"] if smoke else [])
     cfg = compose_train(overrides, workdir / "run", workdir / "logs")
@@ -158,7 +158,7 @@ def quickstart(smoke: bool, ckpt: str | None) -> dict[str, Any]:
     from hydra.utils import instantiate
 
     from fcn_lit.metrics import SegmentationMetrics
-    from fcn_lit.predict import _run_data_config, calibration_inputs, load_predictor
+    from fcn_lit.inference.predict import _run_data_config, calibration_inputs, load_predictor
 
     with tempfile.TemporaryDirectory() as tmp:
         if ckpt is None:
@@ -175,7 +175,7 @@ def quickstart(smoke: bool, ckpt: str | None) -> dict[str, Any]:
         net, classes = predictor.net, len(predictor.class_names)
         reference = runtime.torch_runner(net, speed.SpeedOptions(precision="fp32"), CPU)(x)
         with tempfile.TemporaryDirectory() as export_dir:
-            fp32_onnx = runtime.export_onnx(net, Path(export_dir) / "q.onnx")
+            fp32_onnx = formats.export_onnx(net, Path(export_dir) / "q.onnx")
             int8 = runtime.OnnxRunner(runtime.quantize_int8(fp32_onnx, Path(export_dir) / "q.int8.onnx", calibration))
             options = speed.SpeedOptions(runtime="auto", onnx=str(fp32_onnx))
             runners = {str(p): runtime.build(net, p, options, CPU) for p in runtime.candidates(CPU, "auto")}

@@ -1,5 +1,5 @@
 """Peak memory and time of segmenting one large image whole vs window by window (sliding-window
-inference, ``fcn_lit.inference``), in one process. Prints both and their ratio.
+inference, ``fcn_lit.inference.tiling``), in one process. Prints both and their ratio.
 
     PYTHONPATH=src python benchmarks/bench_tiling.py [--size 3000 4000] [--window 512] [--stride 341]
         [--width 0.125] [--classes 21] [--device cpu]
@@ -16,7 +16,7 @@ import time
 import torch
 from common import peak_since, reset_peak, sync
 
-from fcn_lit.inference import Segmenter, Tiling
+from fcn_lit.inference.tiling import Segmenter, Tiling
 from fcn_lit.models import build_fcn
 
 

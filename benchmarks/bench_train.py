@@ -15,10 +15,10 @@ from baseline import PlainFCN8s
 from common import device, gpu_peak_flops, interleaved, mib
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lit import speed
-from fcn_lit.losses import segmentation_loss
+from fcn_lit.inference import speed
+from fcn_lit.training.losses import segmentation_loss
 from fcn_lit.models import build_fcn
-from fcn_lit.optim import build_optimizer
+from fcn_lit.training.optim import build_optimizer
 
 # CPU: batch 1 at the modern recipe's 320 crop (a 500x500 step takes minutes on 2 cores);
 # GPU: the bf16 target, 512x512.

@@ -33,10 +33,10 @@ from common import compose_train, gpu_peak_flops
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lit import runtime, speed
-from fcn_lit.losses import segmentation_loss
+from fcn_lit.inference import runtime, speed
+from fcn_lit.training.losses import segmentation_loss
 from fcn_lit.models import build_fcn
-from fcn_lit.optim import build_optimizer
+from fcn_lit.training.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = 21
@@ -112,11 +112,11 @@ def flagship_overrides(s: dict[str, Any], data: Path, devices: int, gpu: bool) -
 
 
 def train_flagship(s: dict[str, Any], data: Path, gpu: bool, workdir: Path) -> tuple[dict[str, Any], int]:
-    """The flagship command's config composed as train.py composes it and run by fcn_lit.train.train,
+    """The flagship command's config composed as train.py composes it and run by fcn_lit.training.train.train,
     with a step timer as its one callback; returns the timer's figures and the number of processes."""
     from omegaconf import open_dict
 
-    from fcn_lit.train import train
+    from fcn_lit.training.train import train
 
     devices = torch.cuda.device_count() if gpu else 1
     cfg = compose_train(flagship_overrides(s, data, devices, gpu), workdir / "train", workdir / "logs")

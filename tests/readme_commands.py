@@ -1,6 +1,6 @@
-"""Reading the shell commands out of README.md's code blocks, composing them as their entry point
-would, and running them as typed in a sandbox: a fresh checkout's layout with its own data/ and
-logs/. tests/test_readme_commands.py holds the table saying how each command is checked."""
+"""Reading the shell commands out of the code blocks of README.md and docs/*.md, composing them as
+their entry point would, and running them as typed in a sandbox: a fresh checkout's layout with its
+own data/ and logs/. tests/test_readme_commands.py holds the table saying how each command is checked."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from runconfig import CONF_DIR, REPO
 
 README = REPO / "README.md"
+# Every page whose commands are checked: the README and the docs it points to.
+PAGES = (README, *sorted((REPO / "docs").glob("*.md")))
 SHELL_BLOCKS = ("bash", "sh", "shell", "console")
 # The hydra entry points and the config each composes.
 ENTRY_CONFIGS = {"train.py": "train", "eval.py": "eval", "predict.py": "predict", "export.py": "export"}
@@ -35,10 +37,15 @@ ENTRY_CONFIGS = {"train.py": "train", "eval.py": "eval", "predict.py": "predict"
 
 @dataclass(frozen=True)
 class Command:
-    """One command of a README code block: its text without the comment, and where it is."""
+    """One command of a page's code block: its text without the comment, and where it is."""
 
     text: str
     line: int
+    page: str = "README.md"
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
 
     @property
     def argv(self) -> list[str]:
@@ -49,9 +56,13 @@ class Command:
         return [programs.get(w, w) if i == 0 else w for i, w in enumerate(words)]
 
 
-def readme_commands(path: Path = README) -> list[Command]:
-    """Every command of README.md's fenced shell blocks, as written (quotes kept, comments dropped,
+def readme_commands(pages: tuple[Path, ...] = PAGES) -> list[Command]:
+    """Every command of the pages' fenced shell blocks, as written (quotes kept, comments dropped,
     whitespace runs collapsed, `\\`-continued lines joined)."""
+    return [command for page in pages for command in page_commands(page)]
+
+
+def page_commands(path: Path) -> list[Command]:
     commands, block, pending = [], None, ""
     for number, line in enumerate(path.read_text().splitlines(), 1):
         fence = re.match(r"^\s*```+\s*(\S*)", line)
@@ -66,7 +77,7 @@ def readme_commands(path: Path = README) -> list[Command]:
             continue
         pending = ""
         if text.strip():
-            commands.append(Command(" ".join(text.split()), number))
+            commands.append(Command(" ".join(text.split()), number, path.relative_to(REPO).as_posix()))
     return commands
 
 

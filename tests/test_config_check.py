@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from fcn_lit.config_check import ConfigError
-from fcn_lit.train import train
+from fcn_lit.training.train import train
 from runconfig import REPO
 
 MISTAKES = {

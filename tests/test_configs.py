@@ -3,7 +3,7 @@
 import pytest
 
 from runconfig import CONF_DIR, compose_config
-from fcn_lit.train import train
+from fcn_lit.training.train import train
 
 
 def options(group: str) -> list[str]:
@@ -17,7 +17,7 @@ def test_every_option_of_every_group_composes(group, tmp_path):
     assert options(group), f"conf/{group} is empty"
     for option in options(group):
         cfg = compose_config(tmp_path, [f"{group}={option}"])
-        assert cfg.model._target_ == "fcn_lit.module.FCNModule"
+        assert cfg.model._target_ == "fcn_lit.training.module.FCNModule"
         assert cfg.data._target_ == "fcn_lit.data.SegmentationDataModule"
 
 

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from runconfig import REPO
 
 from fcn_lit.cli import user_error
-from fcn_lit.devices import DeviceError
+from fcn_lit.training.devices import DeviceError
 
 
 def refuse(**_: object) -> None:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from fcn_lit.losses import median_frequency_weights, segmentation_loss
+from fcn_lit.data.check import median_frequency_weights
+from fcn_lit.training.losses import segmentation_loss
 
 
 def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

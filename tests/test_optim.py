@@ -5,8 +5,8 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from fcn_lit.losses import segmentation_loss
-from fcn_lit.optim import build_optimizer, build_scheduler
+from fcn_lit.training.losses import segmentation_loss
+from fcn_lit.training.optim import build_optimizer, build_scheduler
 
 
 class TinyFCN(nn.Module):

@@ -1,6 +1,6 @@
-"""Every shell command in README.md's code blocks works as typed.
+"""Every shell command in the code blocks of README.md and docs/*.md works as typed.
 
-COMMANDS below maps each command, exactly as the README writes it (comment dropped, spaces
+COMMANDS below maps each command, exactly as its page writes it (comment dropped, spaces
 collapsed), to how it is checked:
 
 - ``Run()``: run as typed in a sandbox (the repository's layout with its own empty data/ and logs/,
@@ -11,8 +11,8 @@ collapsed), to how it is checked:
   settings in ``expect`` are checked;
 - ``Make(target, recipe)``: `make <target>` runs ``recipe`` (read with `make -n`), itself checked.
 
-Adding a command to README.md: add one line to COMMANDS. A README command without an entry, or
-an entry whose command left the README, fails test_every_readme_command_has_a_check.
+Adding a command to a page: add one line to COMMANDS. A command without an entry, or an entry
+whose command left every page, fails test_every_readme_command_has_a_check.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ TINY = (
 )
 # The README run whose checkpoint the predict/export commands use for `<run>` and `...`.
 TRAINED = "python train.py experiment=quickstart trainer.max_epochs=2"
+# The README sweep whose multirun directory report.py reads for `<sweep>`.
+SWEEP = "python train.py -m model/backbone=alexnet,vgg16,googlenet"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ COMMANDS: dict[str, Run | Compose | Make] = {
     "python train.py experiment=quickstart trainer.max_epochs=2": Run(creates=("logs/quickstart/runs/*/checkpoints/best.ckpt",)),
     "python train.py debug=fast_dev_run": Run(),
     "python train.py -m model/backbone=alexnet,vgg16,googlenet": Run(),
+    "python report.py <sweep>": Run(creates=("logs/train/multiruns/*/report/report.md",), prints=("alexnet", "googlenet")),
+    "python eval.py ckpt_path=... data=voc_sbd": Compose("VOC", {"data.name": "voc_sbd", "ckpt_path": "..."}),
     "python train.py -m model=fcn32s,fcn16s,fcn8s data=voc_sbd,sbd": Compose(
         "VOC and SBD", {"model.net.stride": "<any>", "data.name": "<any>"}, jobs=6),
     "python train.py -m hydra/launcher=local_parallel hydra.launcher.n_jobs=3 model.net.stride=32,16,8": Run(),
@@ -189,6 +193,10 @@ def run_readme_command(sandbox: Sandbox, text: str) -> Result:
     if "<run>" in text or "ckpt_path=..." in text:
         run_dir = trained_run(sandbox)
         text = text.replace("ckpt_path=...", "ckpt_path=<run>/checkpoints/best.ckpt").replace("<run>", str(run_dir))
+    if "<sweep>" in text:
+        sweep = run_readme_command(sandbox, SWEEP)
+        assert sweep.returncode == 0, sweep.output[-3000:]
+        text = text.replace("<sweep>", str(sandbox.root / sweep.created("logs/**/metrics.json")[0].parents[1]))
     return sandbox.run(with_tiny(Command(text, 0).argv, check.extra), key=text)
 
 
@@ -203,7 +211,7 @@ def check_run(sandbox: Sandbox, command: Command, check: Run) -> None:
     if check.realdata and not (REPO.parent / "shared" / "realdata").is_dir():
         pytest.skip(f"real samples not found at {REPO.parent / 'shared' / 'realdata'}")
     result = run_readme_command(sandbox, command.text)
-    assert result.returncode == 0, f"README.md:{command.line} `{command.text}` failed:\n{result.output[-4000:]}"
+    assert result.returncode == 0, f"{command.where} `{command.text}` failed:\n{result.output[-4000:]}"
     if Path(command.argv[1]).name == "train.py":
         jobs = compose_jobs(with_tiny(command.argv, check.extra))
         trials = select(jobs[0], "hydra.sweeper.n_trials")  # an Optuna sweep runs its trials
@@ -248,11 +256,11 @@ def check_make(sandbox: Sandbox, command: Command, check: Make) -> None:
 def test_every_readme_command_has_a_check():
     commands = readme_commands()
     texts = [c.text for c in commands]
-    unchecked = [f"README.md:{c.line}: {c.text}" for c in commands if c.text not in COMMANDS]
-    assert not unchecked, ("README commands without a check: add them to COMMANDS in "
+    unchecked = [f"{c.where}: {c.text}" for c in commands if c.text not in COMMANDS]
+    assert not unchecked, ("Commands without a check: add them to COMMANDS in "
                            "tests/test_readme_commands.py:\n" + "\n".join(unchecked))
     stale = [text for text in COMMANDS if text not in texts]
-    assert not stale, f"COMMANDS entries no longer in README.md (remove or update them): {stale}"
+    assert not stale, f"COMMANDS entries no longer in README.md or docs/ (remove or update them): {stale}"
 
 
 def _params() -> list[Any]:
@@ -260,14 +268,14 @@ def _params() -> list[Any]:
     for command in readme_commands():
         check = COMMANDS.get(command.text)
         slow = isinstance(check, Run | Make)
-        params.append(pytest.param(command, id=f"L{command.line}", marks=[pytest.mark.slow] if slow else []))
+        params.append(pytest.param(command, id=command.where, marks=[pytest.mark.slow] if slow else []))
     return params
 
 
 @pytest.mark.parametrize("command", _params())
 def test_readme_command(command: Command, request):
     check = COMMANDS.get(command.text)
-    assert check is not None, f"README.md:{command.line} `{command.text}` has no entry in COMMANDS"
+    assert check is not None, f"{command.where} `{command.text}` has no entry in COMMANDS"
     if isinstance(check, Compose):
         check_compose(command, check)
     elif isinstance(check, Run):
@@ -308,7 +316,7 @@ def test_the_runs_task_log_holds_fcn_lits_lines(sandbox):
     """<run dir>/<task>.log: the trainer settings, the test scores and where the results are."""
     run_dir = trained_run(sandbox)
     log = (run_dir / "quickstart.log").read_text()
-    assert "[fcn_lit.devices][INFO] - Trainer: accelerator=cpu" in log
+    assert "[fcn_lit.training.devices][INFO] - Trainer: accelerator=cpu" in log
     scores = json.loads((run_dir / "metrics.json").read_text())["test"]
-    assert f"[fcn_lit.tasks][INFO] - test: pixel acc. {100 * scores['pixel_acc']:.2f}" in log
+    assert f"[fcn_lit.training.tasks][INFO] - test: pixel acc. {100 * scores['pixel_acc']:.2f}" in log
     assert f"metrics in {run_dir / 'metrics.json'}" in log

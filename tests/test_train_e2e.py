@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fcn_lit.module import FCNModule
-from fcn_lit.train import train
+from fcn_lit.training.module import FCNModule
+from fcn_lit.training.train import train
 
 METRICS = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")
 

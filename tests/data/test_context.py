@@ -3,7 +3,7 @@ import pytest
 from ondisk import write_context as make_context
 
 from fcn_lit.data import PASCALContext
-from fcn_lit.data.errors import BadSampleError
+from fcn_lit.errors import BadSampleError
 
 # Indices from the official label lists (classes-400.txt, classes-59.txt): full label -> 59-class index.
 OFFICIAL = {2: 1, 397: 11, 19: 52, 80: 28, 1: 0, 81: 0, 304: 0, 0: 0}

@@ -7,7 +7,7 @@ from typing import Any
 
 from runconfig import compose_config
 
-from fcn_lit.train import train
+from fcn_lit.training.train import train
 
 # A 1/8-width trunk, one optimizer step, then test (and pictures) on the validation split.
 ONE_STEP = ["data.num_workers=0", "model/backbone=vgg16_tiny", "model.net.alignment=aligned", "trainer.max_steps=1",

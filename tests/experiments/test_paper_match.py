@@ -3,8 +3,8 @@
 import pytest
 from runconfig import compose_config
 
-from fcn_lit.report import paper_result
-from fcn_lit.sweeps import run_identity
+from fcn_lit.experiments.report import paper_result
+from fcn_lit.experiments.sweeps import run_identity
 
 
 @pytest.mark.parametrize(("overrides", "source", "scores"), [

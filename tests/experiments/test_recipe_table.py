@@ -12,7 +12,7 @@ import yaml
 from omegaconf import OmegaConf
 from runconfig import CONF_DIR, REPO, compose_config
 
-from fcn_lit.staged import stage_config, stage_name
+from fcn_lit.training.staged import stage_config, stage_name
 
 NOT_PAPER = {"quickstart", "voc_fcn8s_modern"}
 # The release's initialisations and how the recipes here name them.

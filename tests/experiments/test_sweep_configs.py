@@ -9,7 +9,7 @@ from omegaconf import OmegaConf, open_dict
 from runconfig import CONF_DIR
 
 from sweeprun import TINY_SWEEP, run_script
-from fcn_lit.sweeps import MultirunDDPError, check_multirun_ddp
+from fcn_lit.experiments.sweeps import MultirunDDPError, check_multirun_ddp
 
 
 def compose_with_hydra(*overrides: str):

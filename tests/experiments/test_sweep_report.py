@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 from sweeprun import BACKBONES
 
-from fcn_lit.report import main
+from fcn_lit.experiments.report import main
 from PIL import Image
 
 METRICS = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu")

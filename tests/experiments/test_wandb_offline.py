@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from wandb.proto import wandb_internal_pb2
 
-from fcn_lit.wandb_logging import ResilientWandbLogger, resolve_mode
+from fcn_lit.experiments.wandb_logging import ResilientWandbLogger, resolve_mode
 
 BLOCK, HEADER = 32768, 7  # the .wandb file: LevelDB log blocks after a 7-byte ":W&B" header
 

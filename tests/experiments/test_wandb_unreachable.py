@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fcn_lit.train import train
-from fcn_lit.wandb_logging import resolve_mode
+from fcn_lit.training.train import train
+from fcn_lit.experiments.wandb_logging import resolve_mode
 
 FAST = ["logger=wandb", "model.optimizer.name=adamw", "num_pictures=0", "+trainer.limit_train_batches=1",
         "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1", "callbacks.wandb_media.num_images=1"]
@@ -86,7 +86,7 @@ def test_run_against_a_silent_server_logs_offline_and_finishes(server, wandb_key
     """The slowest of the three (the probe waits its full timeout); the others decide at once."""
     monkeypatch.setenv("WANDB_BASE_URL", server)
     cfg = tiny_cfg(*FAST)
-    with caplog.at_level("INFO", logger="fcn_lit.wandb_logging"):
+    with caplog.at_level("INFO", logger="fcn_lit.experiments.wandb_logging"):
         results = train(cfg)
     modes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("W&B mode")]
     assert modes == [f"W&B mode: offline ({server} did not answer within 3 s)"]

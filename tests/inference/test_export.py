@@ -9,8 +9,9 @@ import pytest
 import torch
 from random_weights import randomize
 
-from fcn_lit import export as export_module
-from fcn_lit.export import export, export_onnx, export_torchscript, weight_bytes
+from fcn_lit.inference import formats
+from fcn_lit.inference.export import export
+from fcn_lit.inference.formats import export_onnx, export_torchscript, weight_bytes
 from fcn_lit.models import build_fcn
 
 SIZES = [(2, 64, 64), (1, 37, 53), (1, 101, 77), (1, 20, 24)]  # (batch, height, width): odd, and smaller than fc6 sees
@@ -43,8 +44,8 @@ def test_onnx_matches_eager_at_every_size(tmp_path, alignment):
 @pytest.mark.slow
 def test_weights_past_the_onnx_file_limit_go_beside_it_and_the_log_says_so(tmp_path, monkeypatch, caplog):
     net = tiny_net("aligned")
-    monkeypatch.setattr(export_module, "ONNX_FILE_LIMIT", weight_bytes(net))  # as if these were 2 GB
-    with caplog.at_level(logging.WARNING, logger=export_module.__name__):
+    monkeypatch.setattr(formats, "ONNX_FILE_LIMIT", weight_bytes(net))  # as if these were 2 GB
+    with caplog.at_level(logging.WARNING, logger=formats.__name__):
         path = export_onnx(net, tmp_path / "fcn.onnx", example_size=48)
     assert (tmp_path / "fcn.onnx.data").is_file() and "copy both files together" in caplog.text
     (logits,) = ort.InferenceSession(str(path)).run(None, {"image": inputs()[0].numpy()})

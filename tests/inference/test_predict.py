@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from fcn_lit.data import voc_palette
-from fcn_lit.predict import find_images, load_predictor, predict
+from fcn_lit.inference.predict import find_images, load_predictor, predict
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from test_predict import logits_of
 
-from fcn_lit.predict import UnreadableImages, predict
+from fcn_lit.inference.predict import UnreadableImages, predict
 
 ROTATED_90_CW = 6  # EXIF orientation: viewers turn the stored pixels 90 degrees clockwise
 

@@ -1,4 +1,4 @@
-"""Inference paths (fcn_lit.runtime): ONNX Runtime against eager PyTorch, int8 static quantization,
+"""Inference paths (fcn_lit.inference.runtime): ONNX Runtime against eager PyTorch, int8 static quantization,
 runtime=auto's choice, CPU feature detection, and predict.py on ONNX Runtime. One ONNX export (tens
 of seconds) is shared by the whole module."""
 
@@ -14,9 +14,9 @@ from PIL import Image
 from random_weights import randomize
 from runconfig import TINY, compose_config
 
-from fcn_lit import runtime, speed
-from fcn_lit.export import export_onnx
-from fcn_lit.predict import calibration_inputs, load_predictor, predict
+from fcn_lit.inference import runtime, speed
+from fcn_lit.inference.formats import export_onnx
+from fcn_lit.inference.predict import calibration_inputs, load_predictor, predict
 
 CPU = torch.device("cpu")
 
@@ -72,7 +72,7 @@ def test_auto_takes_the_fastest_path_that_agrees_and_says_why(exported, caplog):
     _, net, onnx_file = exported
     options = speed.SpeedOptions(runtime="auto", onnx=str(onnx_file))
     sample = inputs((1, 48, 64))[0]
-    with caplog.at_level(logging.INFO, logger="fcn_lit.runtime"):
+    with caplog.at_level(logging.INFO, logger="fcn_lit.inference.runtime"):
         picked, run, table = runtime.choose(net, options, CPU, sample)
     assert [row["path"] for row in table] == [str(p) for p in runtime.candidates(CPU, "auto")]
     agreeing = [row for row in table if row["agreement"] is not None and row["agreement"] >= runtime.AGREEMENT]

@@ -1,4 +1,4 @@
-"""Sliding-window inference and test-time augmentation (fcn_lit.inference), against computations
+"""Sliding-window inference and test-time augmentation (fcn_lit.inference.tiling), against computations
 written here: whole-image logits, explicit window lists, torch's own resizing."""
 
 import json
@@ -17,11 +17,11 @@ from torch import nn
 
 from fcn_lit.data.synthetic import generate_synthetic
 from fcn_lit.data.transforms import build_normalization
-from fcn_lit.evaluate import evaluate
-from fcn_lit.inference import TTA, Segmenter, Tiling, mean_pixel
+from fcn_lit.inference.evaluate import evaluate
+from fcn_lit.inference.tiling import TTA, Segmenter, Tiling, mean_pixel
 from fcn_lit.models import build_fcn
-from fcn_lit.module import FCNModule
-from fcn_lit.predict import predict
+from fcn_lit.training.module import FCNModule
+from fcn_lit.inference.predict import predict
 
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
@@ -203,7 +203,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import ctypes, re, torch
     from pathlib import Path
     from torch import nn
-    from fcn_lit.inference import Segmenter, Tiling
+    from fcn_lit.inference.tiling import Segmenter, Tiling
     def status_kib(field):
         return int(re.search(field + r":\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1))
     torch.set_num_threads(1)

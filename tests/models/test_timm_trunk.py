@@ -11,12 +11,12 @@ import torch
 from runconfig import TINY, compose_config
 
 from fcn_lit.data.transforms import build_normalization
-from fcn_lit.losses import segmentation_loss
+from fcn_lit.training.losses import segmentation_loss
 from fcn_lit.models import build_fcn
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.models.timm_trunk import TimmTrunk
-from fcn_lit.optim import build_optimizer
-from fcn_lit.train import train
+from fcn_lit.training.optim import build_optimizer
+from fcn_lit.training.train import train
 
 SMALL = ["test_convnext", "test_efficientnet", "test_resnet", "test_byobnet"]
 

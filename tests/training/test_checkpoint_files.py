@@ -14,11 +14,11 @@ import pytest
 import torch
 from runconfig import compose_config
 
-from fcn_lit.checkpointing import AtomicCheckpointIO, CheckpointError, load_checkpoint
-from fcn_lit.evaluate import evaluate
-from fcn_lit.export import export
-from fcn_lit.predict import load_predictor
-from fcn_lit.train import train
+from fcn_lit.training.checkpointing import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from fcn_lit.inference.evaluate import evaluate
+from fcn_lit.inference.export import export
+from fcn_lit.inference.predict import load_predictor
+from fcn_lit.training.train import train
 
 FAST = ["num_pictures=0", "+trainer.num_sanity_val_steps=0", "test=false"]
 

@@ -17,11 +17,11 @@ from omegaconf import OmegaConf, open_dict
 from PIL import Image
 from runconfig import CONF_DIR, TINY, compose_config
 
-from fcn_lit import sweeps
+from fcn_lit.experiments import sweeps
 from fcn_lit.data.palette import save_index_png
-from fcn_lit.evaluate import evaluate
-from fcn_lit.sweeps import sweep_objective
-from fcn_lit.train import train
+from fcn_lit.inference.evaluate import evaluate
+from fcn_lit.experiments.sweeps import sweep_objective
+from fcn_lit.training.train import train
 
 
 @pytest.mark.slow

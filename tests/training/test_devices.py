@@ -10,10 +10,10 @@ import torch
 from hydra.utils import instantiate
 from runconfig import compose_config
 
-from fcn_lit import devices
-from fcn_lit.devices import DeviceError, check_devices, resolve_trainer
+from fcn_lit.training import devices
+from fcn_lit.training.devices import DeviceError, check_devices, resolve_trainer
 from fcn_lit.models import build_fcn
-from fcn_lit.train import train
+from fcn_lit.training.train import train
 
 FLAGSHIP = ["model=fcn16s", "data=voc_sbd", "trainer.devices=4"]
 KEYS = ("accelerator", "strategy", "precision", "devices", "sync_batchnorm")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from fcn_lit.data import SplitFileError
 from fcn_lit.data.synthetic import generate_synthetic
-from fcn_lit.train import train
+from fcn_lit.training.train import train
 
 FAST = ["model.optimizer.name=adamw", "num_pictures=0", "+trainer.limit_train_batches=2"]
 

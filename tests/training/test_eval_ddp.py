@@ -11,9 +11,9 @@ from hydra.utils import instantiate
 from runconfig import compose_config
 
 from fcn_lit.data.synthetic import generate_synthetic
-from fcn_lit.evaluate import evaluate
+from fcn_lit.inference.evaluate import evaluate
 from fcn_lit.models import build_fcn
-from fcn_lit.module import FCNModule
+from fcn_lit.training.module import FCNModule
 
 DATA = {"seed": 0, "num_train": 2, "num_val": 5, "size": 40}
 DATA_OVERRIDES = [f"data.generator.{k}={v}" for k, v in DATA.items()] + ["data.batch_size=2"]

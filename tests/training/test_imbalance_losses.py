@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-import fcn_lit.module
-from fcn_lit.train import train
+import fcn_lit.training.module
+from fcn_lit.training.train import train
 
 FAST = ["model.optimizer.name=adamw", "num_pictures=0", "+trainer.num_sanity_val_steps=0",
         "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
@@ -26,13 +26,13 @@ def eigen_fergus_weights(masks: list[np.ndarray], num_classes: int) -> list[floa
 @pytest.mark.slow
 def test_median_frequency_weights_come_from_the_training_split(tiny_cfg, monkeypatch):
     used = []
-    real = fcn_lit.module.segmentation_loss
+    real = fcn_lit.training.module.segmentation_loss
 
     def recording(*args, **kwargs):
         used.append(kwargs["class_weights"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fcn_lit.module, "segmentation_loss", recording)
+    monkeypatch.setattr(fcn_lit.training.module, "segmentation_loss", recording)
     cfg = tiny_cfg("model.loss.name=ohem", "model.loss.class_weights=median_frequency", "model.loss.ohem_min_kept=64",
                    *FAST)
     results = train(cfg)

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from fcn_lit.checkpointing import AtomicCheckpointIO, rng_states, set_rng_states
-from fcn_lit.guards import likely_cause
-from fcn_lit.module import FCNModule
-from fcn_lit.optim import build_optimizer
+from fcn_lit.training.checkpointing import AtomicCheckpointIO, rng_states, set_rng_states
+from fcn_lit.training.guards import likely_cause
+from fcn_lit.training.module import FCNModule
+from fcn_lit.training.optim import build_optimizer
 
 
 def tiny_module(stride=32, **options) -> FCNModule:

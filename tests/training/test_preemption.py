@@ -14,8 +14,8 @@ from clirun import TINY_DATA, finish, popen, tiny_train
 from omegaconf import OmegaConf
 
 from fcn_lit.data.synthetic import generate_synthetic
-from fcn_lit.rundir import RunDirectoryBusy
-from fcn_lit.train import resume_checkpoint, train
+from fcn_lit.experiments.rundir import RunDirectoryBusy
+from fcn_lit.training.train import resume_checkpoint, train
 
 SETTINGS = ["trainer.max_epochs=2", "num_pictures=0", "trainer.log_every_n_steps=1", "logger=many"]
 

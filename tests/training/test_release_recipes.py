@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from ondisk import write_nyud, write_siftflow  # noqa: E402
 from runconfig import compose_config  # noqa: E402
 
-from fcn_lit.staged import train_staged  # noqa: E402
-from fcn_lit.train import train  # noqa: E402
+from fcn_lit.training.staged import train_staged  # noqa: E402
+from fcn_lit.training.train import train  # noqa: E402
 
 FAST = ["num_pictures=0", "+trainer.num_sanity_val_steps=0", "data=synthetic", "trainer=cpu"]
 

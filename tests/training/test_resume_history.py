@@ -9,10 +9,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from fcn_lit.guards import NonFiniteLossError
-from fcn_lit.train import train
+from fcn_lit.training.guards import NonFiniteLossError
+from fcn_lit.training.train import train
 
-COMMON = ["logger=wandb", "+logger.tensorboard._target_=fcn_lit.loggers.TensorBoardLogger",
+COMMON = ["logger=wandb", "+logger.tensorboard._target_=fcn_lit.experiments.loggers.TensorBoardLogger",
           "+logger.tensorboard.save_dir=${paths.output_dir}/tensorboard", "+logger.tensorboard.version=''",
           "trainer.log_every_n_steps=1", "model.loss.normalize=false", "num_pictures=0",
           "+trainer.num_sanity_val_steps=0", "test=false"]

@@ -8,9 +8,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fcn_lit.guards import NonFiniteLossError
-from fcn_lit.staged import train_staged
-from fcn_lit.train import train
+from fcn_lit.training.guards import NonFiniteLossError
+from fcn_lit.training.staged import train_staged
+from fcn_lit.training.train import train
 
 # Stage 16s learns with lr 0: its weights must stay exactly those it was given.
 STAGES = "+stages=[{stride:32,lr:0.003,max_epochs:1},{stride:16,lr:0.0,max_epochs:1},{stride:8,lr:0.003,max_epochs:1}]"

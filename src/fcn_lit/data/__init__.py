@@ -6,7 +6,7 @@ import pkgutil
 from fcn_lit.data.base import SegmentationDataset
 from fcn_lit.data.context import PASCALContext
 from fcn_lit.data.datamodule import SegmentationDataModule
-from fcn_lit.data.errors import BadSampleError, DataError, DataNotFoundError, SplitFileError
+from fcn_lit.errors import BadSampleError, DataError, DataNotFoundError, SplitFileError
 from fcn_lit.data.folder import SegmentationFolder
 from fcn_lit.data.nyud import NYUDv2
 from fcn_lit.data.palette import colorize, voc_palette

@@ -16,7 +16,7 @@ from fcn_lit.data.base import (
     read_index_png,
     require_dir,
 )
-from fcn_lit.data.errors import DataNotFoundError
+from fcn_lit.errors import DataNotFoundError
 
 ADE20K_FIX = (
     "Point data.root at the folder holding ADEChallengeData2016/ (images/ and annotations/, each with "

@@ -21,8 +21,8 @@ import torch
 
 from fcn_lit.data.base import IGNORE_INDEX
 from fcn_lit.data.check import CONF_DIR
+from fcn_lit.models import PRIMARY_HEAD
 
-PRIMARY_HEAD = "semantic"
 STRIPE = 4  # width in pixels of the void stripes
 
 

@@ -19,8 +19,7 @@ from rich.progress import track
 from rich.table import Table
 
 from fcn_lit.data.base import IGNORE_INDEX, SegmentationDataset
-from fcn_lit.data.errors import DataError
-from fcn_lit.losses import median_frequency_weights
+from fcn_lit.errors import DataError
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
@@ -165,3 +164,16 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None, list
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def median_frequency_weights(class_pixels: np.ndarray, image_pixels: np.ndarray) -> list[float]:
+    """Median frequency balancing (Eigen & Fergus, ICCV 2015): weight(c) = median(freq) / freq(c),
+    freq(c) = pixels of class c / labelled pixels of the images where c appears. Classes never seen
+    get weight 0 and stay out of the median."""
+    class_pixels = np.asarray(class_pixels, dtype=np.float64)
+    image_pixels = np.asarray(image_pixels, dtype=np.float64)
+    seen = class_pixels > 0
+    if not seen.any():
+        raise ValueError("the training split has no labelled pixel: no class frequencies to balance")
+    freq = np.divide(class_pixels, image_pixels, out=np.zeros_like(class_pixels), where=seen)
+    return np.where(seen, np.median(freq[seen]) / np.where(seen, freq, 1), 0.0).tolist()

@@ -15,7 +15,7 @@ from fcn_lit.data.base import (
     read_index_png,
     require_dir,
 )
-from fcn_lit.data.errors import DataNotFoundError
+from fcn_lit.errors import DataNotFoundError
 
 CITYSCAPES_FIX = (
     "Point data.root at the folder holding leftImg8bit/ and gtFine/ (leftImg8bit_trainvaltest.zip and "

@@ -16,7 +16,7 @@ from fcn_lit.data.base import (
     read_split,
     require_dir,
 )
-from fcn_lit.data.errors import BadSampleError
+from fcn_lit.errors import BadSampleError
 
 CONTEXT_FIX = (
     "Point data.root at a folder holding VOC2010/ (JPEGImages/, ImageSets/Main/) and PASCAL-Context's trainval/ "

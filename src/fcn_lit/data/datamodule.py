@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fcn_lit.data import transforms as T
 from fcn_lit.data.base import SegmentationDataset
-from fcn_lit.data.errors import DataNotFoundError, SplitFileError
+from fcn_lit.errors import DataNotFoundError, SplitFileError
 from fcn_lit.data.images import ORIENTATION_CHOICES
 
 # What to set instead of an empty split file, and what it does.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from fcn_lit.data.errors import DataError
+from fcn_lit.errors import DataError
 
 
 class DownloadError(DataError, OSError):

@@ -16,7 +16,7 @@ from fcn_lit.data.base import (
     read_split,
     require_dir,
 )
-from fcn_lit.data.errors import BadSampleError, DataNotFoundError
+from fcn_lit.errors import BadSampleError, DataNotFoundError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 FOLDER_FIX = "Set data.images_dir and data.masks_dir (default <data.root>/images and <data.root>/masks)."

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from fcn_lit.data.errors import BadSampleError
+from fcn_lit.errors import BadSampleError
 
 # What PIL raises on a file it cannot decode (truncated, corrupt, not an image, too large).
 READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)

@@ -18,7 +18,7 @@ from fcn_lit.data.base import (
     read_split,
     require_dir,
 )
-from fcn_lit.data.errors import BadSampleError, DataNotFoundError
+from fcn_lit.errors import BadSampleError, DataNotFoundError
 
 MEAN_LOG_DEPTH = 7.844  # mean of log(depth in mm) over the training set (nyud_layers.py)
 MODALITY_DIRS = {"color": "images", "hha": "hha", "depth": "depth"}

@@ -24,6 +24,10 @@ class FCN(nn.Module):
         return self.head(self.trunk(x), x.shape[-2:])
 
 
+# The head a multi-head net (SIFT Flow: semantic + geometric) is scored, exported and shown by.
+PRIMARY_HEAD = "semantic"
+
+
 class MultiHeadFCN(nn.Module):
     """One trunk, one head per task (SIFT Flow: semantic and geometric, Section 5.3);
     ``forward`` returns ``{head: logits}``."""

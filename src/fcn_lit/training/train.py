@@ -17,16 +17,16 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, open_dict
 from rich.console import Console
 
-from fcn_lit.checkpointing import check_resumable, load_checkpoint, local_checkpoint, logged_steps
+from fcn_lit.training.checkpointing import check_resumable, load_checkpoint, local_checkpoint, logged_steps
 from fcn_lit.config_check import check_config
-from fcn_lit.devices import check_devices, resolve_trainer
-from fcn_lit.module import FCNModule
-from fcn_lit.report import print_config
-from fcn_lit.rundir import record_config, run_directory_lock
-from fcn_lit.summary import score_or_none, write_json
-from fcn_lit.sweeps import check_multirun_ddp
-from fcn_lit.tasks import build_datamodule, build_trainer, instantiate_all, last_checkpoint, report_scores, save_pictures
-from fcn_lit.wandb_logging import finish_wandb
+from fcn_lit.training.devices import check_devices, resolve_trainer
+from fcn_lit.training.module import FCNModule
+from fcn_lit.experiments.report import print_config
+from fcn_lit.experiments.rundir import record_config, run_directory_lock
+from fcn_lit.experiments.scores import score_or_none, write_json
+from fcn_lit.experiments.sweeps import check_multirun_ddp
+from fcn_lit.training.tasks import build_datamodule, build_trainer, instantiate_all, last_checkpoint, report_scores, save_pictures
+from fcn_lit.experiments.wandb_logging import finish_wandb
 
 
 log = logging.getLogger(__name__)
@@ -46,21 +46,21 @@ def job_config(cfg: DictConfig) -> DictConfig:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and report one run; returns the scores and the paths it wrote (a config with
-    ``stages`` goes to fcn_lit.staged.train_staged: the root train.py dispatches). The run holds its
-    directory's lock (fcn_lit.rundir); a resume checks its checkpoint before it writes anything there."""
+    ``stages`` goes to fcn_lit.training.staged.train_staged: the root train.py dispatches). The run holds its
+    directory's lock (fcn_lit.experiments.rundir); a resume checks its checkpoint before it writes anything there."""
     cfg = job_config(cfg)
     check_config(cfg)
     check_multirun_ddp(cfg)
     check_devices(cfg.trainer)
     if cfg.get("stages"):
-        raise ValueError("a config with stages is a staged run: call fcn_lit.staged.train_staged(cfg, train)")
+        raise ValueError("a config with stages is a staged run: call fcn_lit.training.staged.train_staged(cfg, train)")
     console = Console()
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_directory_lock(run_dir, console):
         try:
             return _train(cfg, run_dir, console)
-        except SIGTERMException as stopped:  # fcn_lit.preemption.CheckpointOnSignal sets 128 + the signal
+        except SIGTERMException as stopped:  # fcn_lit.training.preemption.CheckpointOnSignal sets 128 + the signal
             stopped.code = stopped.code or 128 + signal.SIGTERM
             raise
         finally:
@@ -129,7 +129,7 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
 
 def resume_checkpoint(ckpt_path: str | None, run_dir: Path, last: Path | None = None) -> Path | None:
     """The local checkpoint file a run continues from: ``last`` names ``last`` (the file of the
-    config's last_checkpoint callback, ``fcn_lit.tasks.last_checkpoint``; None when there is none
+    config's last_checkpoint callback, ``fcn_lit.training.tasks.last_checkpoint``; None when there is none
     yet), a URL is downloaded to the cache first. Without ckpt_path, a SLURM job requeued by
     Lightning continues from the newest hpc_ckpt_<n>.ckpt it saved, as Lightning itself would."""
     if ckpt_path is None and SLURMEnvironment.detect():

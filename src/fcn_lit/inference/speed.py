@@ -1,4 +1,4 @@
-"""Speed options for running an FCN: runtime and precision (``fcn_lit.runtime``), channels_last,
+"""Speed options for running an FCN: runtime and precision (``fcn_lit.inference.runtime``), channels_last,
 torch.compile, inference_mode and cudnn.benchmark, as plain data (``conf/predict.yaml: speed``),
 shared by predict and benchmarks/. Each option's effect is measured by ``benchmarks/run.py``."""
 
@@ -27,7 +27,7 @@ def native_bf16(device: torch.device) -> bool:
 @dataclass(frozen=True)
 class SpeedOptions:
     """How to run a net. ``runtime``: torch, onnxruntime (CPU) or auto (the fastest path whose masks
-    agree with fp32 eager, measured: ``fcn_lit.runtime.choose``). ``precision``: fp32, bf16 or fp16
+    agree with fp32 eager, measured: ``fcn_lit.inference.runtime.choose``). ``precision``: fp32, bf16 or fp16
     (autocast), int8 (ONNX Runtime static quantization, calibrated on ``calibration_images`` images
     of ``calibration``: a folder or glob, null = the run's training split), or auto (see
     ``resolve``). ``onnx``: a file export.py wrote, run by ONNX Runtime instead of exporting the

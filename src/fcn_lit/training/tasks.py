@@ -20,9 +20,10 @@ from fcn_lit.data.base import packaged_list
 from fcn_lit.data.datamodule import SegmentationDataModule
 from fcn_lit.models import import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
-from fcn_lit.module import PRIMARY_HEAD, FCNModule, is_lightning_checkpoint
-from fcn_lit.summary import METRIC_NAMES, named_scores, percent, print_scores, score_or_none
-from fcn_lit.visualize import save_comparison
+from fcn_lit.models import PRIMARY_HEAD
+from fcn_lit.training.module import FCNModule, is_lightning_checkpoint
+from fcn_lit.experiments.scores import METRIC_NAMES, named_scores, percent, print_scores, score_or_none
+from fcn_lit.experiments.pictures import save_comparison
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ NEED_A_LOGGER = (LearningRateMonitor,)
 def build_trainer(cfg: DictConfig, logger: list[Any] | bool = False) -> L.Trainer:
     """``cfg.trainer`` with ``cfg.callbacks`` (plugins such as the atomic checkpoint IO come with
     the trainer config); without a logger, less the callbacks that need one (said in the log).
-    The trainer's `auto` settings are resolved first (fcn_lit.devices.resolve_trainer)."""
+    The trainer's `auto` settings are resolved first (fcn_lit.training.devices.resolve_trainer)."""
     callbacks = instantiate_all(cfg.get("callbacks"))
     if not logger:
         skipped = [type(c).__name__ for c in callbacks if isinstance(c, NEED_A_LOGGER)]

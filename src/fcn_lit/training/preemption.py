@@ -2,7 +2,7 @@
 
 Lightning's signal connector turns SIGTERM into a ``SIGTERMException`` at the end of the current
 training batch. :class:`CheckpointOnSignal` writes ``last.ckpt`` at that step (atomically, through
-fcn_lit.checkpointing.AtomicCheckpointIO) and makes the process exit with 128 + the signal number;
+fcn_lit.training.checkpointing.AtomicCheckpointIO) and makes the process exit with 128 + the signal number;
 ``ckpt_path=last`` resumes mid-epoch. SIGUSR1 is handled the same way, except under SLURM with
 Lightning's auto-requeue (the default when SLURM runs the job), whose own SIGUSR1 handler saves
 ``hpc_ckpt_<n>.ckpt`` and requeues the job; the requeued job resumes from it.

@@ -10,14 +10,13 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
-from fcn_lit.checkpointing import CheckpointError, load_checkpoint
-from fcn_lit.data.check import check_dataset
-from fcn_lit.losses import median_frequency_weights, segmentation_loss
+from fcn_lit.training.checkpointing import CheckpointError, load_checkpoint
+from fcn_lit.data.check import check_dataset, median_frequency_weights
+from fcn_lit.training.losses import segmentation_loss
 from fcn_lit.metrics import SegmentationMetrics
-from fcn_lit.models import build_fcn, transplant
-from fcn_lit.optim import apply_configured_settings, build_optimizer, build_scheduler
+from fcn_lit.models import PRIMARY_HEAD, build_fcn, transplant
+from fcn_lit.training.optim import apply_configured_settings, build_optimizer, build_scheduler
 
-PRIMARY_HEAD = "semantic"
 MEDIAN_FREQUENCY = "median_frequency"
 
 

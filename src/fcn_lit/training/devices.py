@@ -18,7 +18,7 @@ from omegaconf import DictConfig, open_dict
 from torch import nn
 
 from fcn_lit.errors import UserError
-from fcn_lit.sweeps import process_count
+from fcn_lit.experiments.sweeps import process_count
 
 log = logging.getLogger(__name__)
 

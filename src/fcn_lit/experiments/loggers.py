@@ -1,10 +1,10 @@
 """Lightning's CSV and TensorBoard loggers, continuing a resumed run's history in its run directory.
 
-A resume calls ``continue_from(step)`` on each logger before it writes (fcn_lit.train). Both drop
+A resume calls ``continue_from(step)`` on each logger before it writes (fcn_lit.training.train). Both drop
 what was logged at ``step`` or later, which the checkpoint does not hold and the resumed run logs
 again: TensorBoard through its own ``purge_step``, the CSV logger the same way; Lightning's CSV
 logger would otherwise delete metrics.csv. W&B continues the same run id
-(``fcn_lit.wandb_logging.ResilientWandbLogger.continue_from``).
+(``fcn_lit.experiments.wandb_logging.ResilientWandbLogger.continue_from``).
 """
 
 from __future__ import annotations

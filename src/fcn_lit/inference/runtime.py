@@ -3,7 +3,7 @@ int8 by ONNX Runtime's static quantization), the CPU features that decide betwee
 ``runtime=auto``: the fastest path whose masks agree with fp32 eager.
 
 ``runner(net, options, device)`` turns a net into a function from a normalised (N, C, H, W) float
-batch to (N, K, H, W) float32 logits, on the path ``options`` (``fcn_lit.speed.SpeedOptions``)
+batch to (N, K, H, W) float32 logits, on the path ``options`` (``fcn_lit.inference.speed.SpeedOptions``)
 asks for. Measured by ``benchmarks/bench_paths.py``.
 """
 
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fcn_lit import speed
-from fcn_lit.export import export_onnx
-from fcn_lit.module import PRIMARY_HEAD
+from fcn_lit.inference import speed
+from fcn_lit.inference.formats import export_onnx
+from fcn_lit.models import PRIMARY_HEAD
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ median frequency balancing), OHEM and Dice."""
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -95,16 +94,3 @@ def dice_loss(logits: Tensor, target: Tensor, keep: Tensor, smooth: float) -> Te
     inter = (probs * onehot).sum((0, 2, 3))
     dice = (2 * inter + smooth) / (probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + smooth)
     return 1 - dice.mean()
-
-
-def median_frequency_weights(class_pixels: np.ndarray, image_pixels: np.ndarray) -> list[float]:
-    """Median frequency balancing (Eigen & Fergus, ICCV 2015): weight(c) = median(freq) / freq(c),
-    freq(c) = pixels of class c / labelled pixels of the images where c appears. Classes never seen
-    get weight 0 and stay out of the median."""
-    class_pixels = np.asarray(class_pixels, dtype=np.float64)
-    image_pixels = np.asarray(image_pixels, dtype=np.float64)
-    seen = class_pixels > 0
-    if not seen.any():
-        raise ValueError("the training split has no labelled pixel: no class frequencies to balance")
-    freq = np.divide(class_pixels, image_pixels, out=np.zeros_like(class_pixels), where=seen)
-    return np.where(seen, np.median(freq[seen]) / np.where(seen, freq, 1), 0.0).tolist()

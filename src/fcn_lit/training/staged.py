@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
-from fcn_lit.summary import METRIC_NAMES, percent, write_json
-from fcn_lit.tasks import last_checkpoint
+from fcn_lit.experiments.scores import METRIC_NAMES, percent, write_json
+from fcn_lit.training.tasks import last_checkpoint
 
 STAGE_KEYS = {"name", "stride", "lr", "max_epochs", "max_steps", "init_from", "config"}
 
@@ -71,7 +71,7 @@ def stage_config(cfg: DictConfig, stage: DictConfig, init_from: str | dict[str, 
 
 
 def train_staged(cfg: DictConfig, train: Callable[[DictConfig], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``cfg.stages`` in order, each a single run of ``train`` (fcn_lit.train.train); returns the
+    """Run ``cfg.stages`` in order, each a single run of ``train`` (fcn_lit.training.train.train); returns the
     summary (also written to summary.json)."""
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
