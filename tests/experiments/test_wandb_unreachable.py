@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fcn_lit.training.train import train
 from fcn_lit.experiments.wandb_logging import resolve_mode
+from fcn_lit.training.train import train
 
 FAST = ["logger=wandb", "model.optimizer.name=adamw", "num_pictures=0", "+trainer.limit_train_batches=1",
         "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1", "callbacks.wandb_media.num_images=1"]

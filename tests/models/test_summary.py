@@ -7,9 +7,9 @@ from rich.console import Console
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from fcn_lit.experiments.report import Run, comparison_rows, to_markdown
 from fcn_lit.models import build_fcn
 from fcn_lit.models.summary import Stride32, count_flops, main, receptive_field
-from fcn_lit.experiments.report import Run, comparison_rows, to_markdown
 from runconfig import compose_config
 
 

@@ -6,7 +6,6 @@ import pkgutil
 from fcn_lit.data.base import SegmentationDataset
 from fcn_lit.data.context import PASCALContext
 from fcn_lit.data.datamodule import SegmentationDataModule
-from fcn_lit.errors import BadSampleError, DataError, DataNotFoundError, SplitFileError
 from fcn_lit.data.folder import SegmentationFolder
 from fcn_lit.data.nyud import NYUDv2
 from fcn_lit.data.palette import colorize, voc_palette
@@ -14,6 +13,7 @@ from fcn_lit.data.sbd import SBD
 from fcn_lit.data.siftflow import SIFTFlow
 from fcn_lit.data.synthetic import Synthetic
 from fcn_lit.data.voc import VOC
+from fcn_lit.errors import BadSampleError, DataError, DataNotFoundError, SplitFileError
 
 __all__ = [
     "SBD",

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from fcn_lit.data.download import Archive
-from fcn_lit.errors import BadSampleError, DataNotFoundError, SplitFileError
 from fcn_lit.data.images import READ_ERRORS, read_rgb
 from fcn_lit.data.palette import voc_palette
+from fcn_lit.errors import BadSampleError, DataNotFoundError, SplitFileError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fcn_lit.data import transforms as T
 from fcn_lit.data.base import SegmentationDataset
-from fcn_lit.errors import DataNotFoundError, SplitFileError
 from fcn_lit.data.images import ORIENTATION_CHOICES
+from fcn_lit.errors import DataNotFoundError, SplitFileError
 
 # What to set instead of an empty split file, and what it does.
 NO_SPLIT = {

@@ -18,9 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.syntax import Syntax
 
-from fcn_lit.models.summary import model_flops
 from fcn_lit.experiments.scores import METRIC_NAMES, percent
 from fcn_lit.experiments.sweeps import run_identity
+from fcn_lit.models.summary import model_flops
 
 METRICS = tuple(METRIC_NAMES)  # pixel_acc, mean_acc, mean_iu, fw_iu
 FLOPS_SIZE = 500  # the input side at which a run's net is counted (the paper's 500x500)

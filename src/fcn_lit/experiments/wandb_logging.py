@@ -27,8 +27,8 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import OmegaConf
 
-from fcn_lit.models import PRIMARY_HEAD
 from fcn_lit.experiments.sweeps import sweep_info
+from fcn_lit.models import PRIMARY_HEAD
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from fcn_lit.training.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.config_check import check_config
-from fcn_lit.training.devices import resolve_trainer
-from fcn_lit.inference.tiling import TTA, Segmenter, Tiling, mean_pixel
-from fcn_lit.training.module import FCNModule, is_lightning_checkpoint
 from fcn_lit.experiments.scores import comparison_table, write_json
+from fcn_lit.inference.tiling import TTA, Segmenter, Tiling, mean_pixel
+from fcn_lit.training.checkpointing import load_checkpoint, local_checkpoint
+from fcn_lit.training.devices import resolve_trainer
+from fcn_lit.training.module import FCNModule, is_lightning_checkpoint
 from fcn_lit.training.tasks import build_datamodule, build_trainer, checkpoint_backbone, load_module, report_scores
 
 

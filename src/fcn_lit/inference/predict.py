@@ -18,16 +18,16 @@ from rich.progress import Progress
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from fcn_lit.inference import runtime, speed
-from fcn_lit.training.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.data import colorize
 from fcn_lit.data.base import SegmentationDataset
 from fcn_lit.data.images import READ_ERRORS, displayed_size, read_rgb
 from fcn_lit.data.palette import save_index_png
 from fcn_lit.data.transforms import Normalization, build_normalization
 from fcn_lit.data.voc import VOC
+from fcn_lit.inference import runtime, speed
 from fcn_lit.inference.tiling import TTA, Tiling, mean_pixel, segment
 from fcn_lit.models.pretrained import input_preprocessing
+from fcn_lit.training.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.training.module import is_lightning_checkpoint
 from fcn_lit.training.tasks import checkpoint_backbone, load_module
 

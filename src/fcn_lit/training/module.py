@@ -10,11 +10,11 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
-from fcn_lit.training.checkpointing import CheckpointError, load_checkpoint
 from fcn_lit.data.check import check_dataset, median_frequency_weights
-from fcn_lit.training.losses import segmentation_loss
 from fcn_lit.metrics import SegmentationMetrics
 from fcn_lit.models import PRIMARY_HEAD, build_fcn, transplant
+from fcn_lit.training.checkpointing import CheckpointError, load_checkpoint
+from fcn_lit.training.losses import segmentation_loss
 from fcn_lit.training.optim import apply_configured_settings, build_optimizer, build_scheduler
 
 MEDIAN_FREQUENCY = "median_frequency"

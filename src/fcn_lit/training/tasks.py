@@ -18,12 +18,11 @@ from rich.console import Console
 
 from fcn_lit.data.base import packaged_list
 from fcn_lit.data.datamodule import SegmentationDataModule
-from fcn_lit.models import import_torchfcn
-from fcn_lit.models.pretrained import input_preprocessing
-from fcn_lit.models import PRIMARY_HEAD
-from fcn_lit.training.module import FCNModule, is_lightning_checkpoint
-from fcn_lit.experiments.scores import METRIC_NAMES, named_scores, percent, print_scores, score_or_none
 from fcn_lit.experiments.pictures import save_comparison
+from fcn_lit.experiments.scores import METRIC_NAMES, named_scores, percent, print_scores, score_or_none
+from fcn_lit.models import PRIMARY_HEAD, import_torchfcn
+from fcn_lit.models.pretrained import input_preprocessing
+from fcn_lit.training.module import FCNModule, is_lightning_checkpoint
 
 log = logging.getLogger(__name__)
 
