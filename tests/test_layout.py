@@ -104,3 +104,17 @@ def test_an_old_hydra_target_still_instantiates():
 
     assert get_class("fcn_lit.module.FCNModule") is importlib.import_module("fcn_lit.training.module").FCNModule
     assert get_class("fcn_lit.checkpointing.AtomicCheckpointIO").__module__ == "fcn_lit.training.checkpointing"
+
+
+def test_the_project_itself_names_no_old_module_path():
+    """The old paths are for users' configs and earlier checkpoints; the project uses the new ones."""
+    import re
+    import subprocess
+
+    old = re.compile("|".join(re.escape(name) + r"(?![\w])" for name in fcn_lit.MOVED_MODULES))
+    allowed = {"src/fcn_lit/__init__.py", "tests/test_layout.py", "tests/training/test_checkpoint_before_layout.py"}
+    files = subprocess.run(["git", "ls-files", "*.py", "*.yaml", "*.md", "*.ipynb", "Makefile"], cwd=SRC.parents[1],
+                           capture_output=True, text=True, check=True).stdout.split()
+    named = [f"{f}: {m.group(0)}" for f in files if f not in allowed
+             for m in old.finditer((SRC.parents[1] / f).read_text())]
+    assert named == []
