@@ -55,4 +55,5 @@ def test_cityscapes_trains_a_step_through_its_config(tmp_path):
     results = train_one_step(tmp_path / "run", "cityscapes", tmp_path / "cityscapes", "data.crop_size=[16,32]",
                              "num_pictures=1")
     assert 0 <= results["test"]["mean_iu"] <= 1
+    assert list(results["test"]["per_category_iu"]) == ["flat", "construction", "object", "nature", "sky", "human", "vehicle"]
     assert Image.open(results["pictures"]).size[0] > 0
