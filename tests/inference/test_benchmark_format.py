@@ -55,12 +55,12 @@ def write_cityscapes_val(root: Path, shape=(64, 96)) -> None:
     write_images_and_labels(root / "leftImg8bit" / "val", root / "gtFine" / "val", names, labels)
 
 
-def write_ade20k_validation(root: Path, shape=(48, 64)) -> None:
-    """Annotations holding every one of the 150 classes, and 0 ("other")."""
+def write_ade20k_validation(root: Path, shapes=((48, 64), (48, 64), (40, 56))) -> None:
+    """Images of two sizes, annotations holding every one of the 150 classes, and 0 ("other")."""
     rng = np.random.default_rng(1)
     base = root / "ADEChallengeData2016"
-    names = {f"ADE_val_{i:08d}.jpg": f"ADE_val_{i:08d}.png" for i in (1, 2)}
-    labels = [blocks(rng, list(range(151)), shape, first=list(rng.permutation(np.arange(1, 151)))) for _ in names]
+    names = {f"ADE_val_{i:08d}.jpg": f"ADE_val_{i:08d}.png" for i in range(1, len(shapes) + 1)}
+    labels = [blocks(rng, list(range(151)), shape, first=list(rng.permutation(np.arange(1, 151)))) for shape in shapes]
     write_images_and_labels(base / "images" / "validation", base / "annotations" / "validation", names, labels)
 
 
@@ -79,9 +79,9 @@ def random_checkpoint(run_dir: Path, data: str, root: Path, class_names: list[st
     return ckpt
 
 
-def eval_scores(tmp_path: Path, ckpt: Path, data: str, root: Path) -> dict:
+def eval_scores(tmp_path: Path, ckpt: Path, data: str, root: Path, *overrides: str) -> dict:
     cfg = compose_config(tmp_path / "eval", [f"ckpt_path={ckpt}", f"data={data}", f"data.root={root}",
-                                             "data.num_workers=0"], config_name="eval")
+                                             "data.num_workers=0", *overrides], config_name="eval")
     return evaluate(cfg)["test"]
 
 
@@ -129,32 +129,35 @@ def test_cityscapes_submission_scored_officially_gives_eval_py_class_and_categor
     ours = eval_scores(tmp_path, ckpt, "cityscapes", root)
     classes = official["classScores"]
     assert any(np.isnan(classes[n]) for n in names) and any(classes[n] == 0 for n in names)  # both rules at work
-    assert abs(ours["mean_iu"] - official["averageScoreClasses"]) < 1e-4
-    assert abs(ours["mean_category_iu"] - official["averageScoreCategories"]) < 1e-4
+    # The issue asks for 1e-4; the same pixels are scored, so the numbers agree to rounding.
+    assert ours["mean_iu"] == pytest.approx(official["averageScoreClasses"], rel=1e-9, abs=0)
+    assert ours["mean_category_iu"] == pytest.approx(official["averageScoreCategories"], rel=1e-9, abs=0)
     for ours_by_name, official_by_name in ((ours["per_class_iu"], classes), (ours["per_category_iu"], official["categoryScores"])):
         for name, iou in ours_by_name.items():  # metrics.json writes NaN as null
             expected = official_by_name[name]
-            assert iou == (None if np.isnan(expected) else pytest.approx(expected, abs=1e-4)), name
+            assert iou == (None if np.isnan(expected) else pytest.approx(expected, rel=1e-9, abs=0)), name
     assert len(ours["per_category_iu"]) == 7 and np.isnan(official["categoryScores"]["void"])
 
 
 @pytest.mark.slow
 def test_ade20k_submission_scored_by_the_challenge_toolkit_gives_eval_py_mean_iou(tmp_path):
     """The same for ADE20K, its run's config.yaml saying data=ade20k: files named as the annotations,
-    values 1..150, and the toolkit's mean IoU over the 150 classes (each with ground truth) equal to eval.py's."""
+    values 1..150, and the toolkit's mean IoU over the 150 classes (each with ground truth) equal to
+    eval.py's with data.batch_size=1 (the README's command: batches of other sizes would be padded,
+    which changes the logits near the padded edges, where predict.py batches one size at a time)."""
     root = tmp_path / "ade20k"
     write_ade20k_validation(root)
     ckpt = random_checkpoint(tmp_path / "run", "ade20k", root, packaged_list("classes/ade20k.txt"), run_config=True)
     images = root / "ADEChallengeData2016" / "images" / "validation"
     written = predict(ckpt, images, tmp_path / "results", format="benchmark", batch_size=4, progress=False,
                       speed_options=FP32)
-    assert sorted(p.name for p in written) == ["ADE_val_00000001.png", "ADE_val_00000002.png"]
+    assert sorted(p.name for p in written) == [f"ADE_val_0000000{i}.png" for i in (1, 2, 3)]
     values = np.unique(np.concatenate([np.array(Image.open(p)).ravel() for p in written]))
     assert values.min() >= 1 and values.max() <= 150 and len(values) > 1
 
     official = evaluate_ade20k_folder(tmp_path / "results", root / "ADEChallengeData2016" / "annotations" / "validation")
-    ours = eval_scores(tmp_path, ckpt, "ade20k", root)
-    assert abs(ours["mean_iu"] - official) < 1e-4 and official > 0
+    ours = eval_scores(tmp_path, ckpt, "ade20k", root, "data.batch_size=1")
+    assert ours["mean_iu"] == pytest.approx(official, rel=1e-9, abs=0) and official > 0
     assert "mean_category_iu" not in ours  # ADE20K declares no categories
 
 
