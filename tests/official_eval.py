@@ -142,7 +142,7 @@ def evaluate_ade20k_folder(predictions: Path, annotations: Path, num_class: int 
     assert files
     intersection = union = 0
     for file in files:
-        area_i, area_u = ade20k_intersection_and_union(np.array(Image.open(file)), np.array(Image.open(annotations / file.name)),
-                                                       num_class)
+        pred, label = np.array(Image.open(file)), np.array(Image.open(annotations / file.name))
+        area_i, area_u = ade20k_intersection_and_union(pred, label, num_class)
         intersection, union = intersection + area_i, union + area_u
     return float(np.mean(intersection / (np.spacing(1) + union)))

@@ -114,8 +114,8 @@ def report_scores(head_scores: dict[str, dict[str, Any]], class_names: list[str]
     if categories:
         pooled = category_iu(torch.tensor(primary["confusion_matrix"]), categories)
         per_category = pooled["per_category_iu"]
-        console.print(per_class_table(list(per_category.values()), list(per_category), column="category",
-                                      title=f"{stage}: per-category IU (%), mean {percent(pooled['mean_category_iu'])}"))
+        title = f"{stage}: per-category IU (%), mean {percent(pooled['mean_category_iu'])}"
+        console.print(per_class_table(list(per_category.values()), list(per_category), title, column="category"))
         out["mean_category_iu"] = score_or_none(pooled["mean_category_iu"])
         out["per_category_iu"] = {name: score_or_none(iu) for name, iu in per_category.items()}
     for head, scores in head_scores.items():

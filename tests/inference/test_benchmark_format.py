@@ -132,7 +132,8 @@ def test_cityscapes_submission_scored_officially_gives_eval_py_class_and_categor
     # The issue asks for 1e-4; the same pixels are scored, so the numbers agree to rounding.
     assert ours["mean_iu"] == pytest.approx(official["averageScoreClasses"], rel=1e-9, abs=0)
     assert ours["mean_category_iu"] == pytest.approx(official["averageScoreCategories"], rel=1e-9, abs=0)
-    for ours_by_name, official_by_name in ((ours["per_class_iu"], classes), (ours["per_category_iu"], official["categoryScores"])):
+    pairs = ((ours["per_class_iu"], classes), (ours["per_category_iu"], official["categoryScores"]))
+    for ours_by_name, official_by_name in pairs:
         for name, iou in ours_by_name.items():  # metrics.json writes NaN as null
             expected = official_by_name[name]
             assert iou == (None if np.isnan(expected) else pytest.approx(expected, rel=1e-9, abs=0)), name
@@ -187,8 +188,8 @@ def test_benchmark_format_refuses_what_would_spoil_a_submission(tmp_path, run_ch
     with pytest.raises(SubmissionError, match=r"already holds 2 other PNG files .*a_mask.png.*empty folder"):
         predict(ckpt, photos, out, format="benchmark", progress=False)
     with pytest.raises(SubmissionError, match=r"scores 4 classes but Cityscapes has 19: pass data="):
-        predict(ckpt, photos, tmp_path / "new", format="benchmark", data={"dataset": {"_target_": "fcn_lit.data.Cityscapes"}},
-                progress=False)
+        predict(ckpt, photos, tmp_path / "new", format="benchmark",
+                data={"dataset": {"_target_": "fcn_lit.data.Cityscapes"}}, progress=False)
     with pytest.raises(SubmissionError, match="probabilities=false"):
         predict(ckpt, photos, tmp_path / "new", format="benchmark", probabilities=True, progress=False)
     with pytest.raises(SubmissionError, match="format='masks' is not one of visual, benchmark"):
@@ -197,3 +198,17 @@ def test_benchmark_format_refuses_what_would_spoil_a_submission(tmp_path, run_ch
     written = predict(ckpt, photos, tmp_path / "new", format="benchmark", progress=False, speed_options=FP32)
     assert written == [tmp_path / "new" / "a.png"]
     assert predict(ckpt, photos, tmp_path / "new", format="benchmark", progress=False) == written  # again: same files
+
+
+def test_predict_py_says_what_is_wrong_with_a_submission_folder(tmp_path, run_checkpoint):
+    ckpt, _ = run_checkpoint
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "photos" / "a.png")
+    (tmp_path / "out" / "old").mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "out" / "old" / "a_mask.png")
+    done = subprocess.run([sys.executable, str(REPO / "predict.py"), f"ckpt_path={ckpt}", f"input={tmp_path / 'photos'}",
+                           f"output={tmp_path / 'out'}", "format=benchmark"], cwd=tmp_path,
+                          env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"Error: output={tmp_path / 'out'} already holds 1 other PNG files ({tmp_path / 'out/old/a_mask.png'})" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["a_mask.png", "old"]
