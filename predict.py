@@ -17,7 +17,9 @@ def main(cfg: DictConfig) -> None:
     try:
         with exit_on_user_error():
             written = predict(
-                cfg.ckpt_path, cfg.input, cfg.output, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                cfg.ckpt_path, cfg.input, cfg.output, format=cfg.format,
+                data=OmegaConf.to_container(cfg.data) if cfg.get("data") else None,
+                batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                 probabilities=cfg.probabilities, alpha=cfg.alpha, device=cfg.device, normalization=cfg.normalization,
                 speed_options=OmegaConf.to_container(cfg.speed),
                 tiling=OmegaConf.to_container(cfg.tiling), tta=OmegaConf.to_container(cfg.tta),

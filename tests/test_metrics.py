@@ -1,10 +1,13 @@
-"""SegmentationMetrics against a plain numpy transcription of score.py."""
+"""SegmentationMetrics against a plain numpy transcription of score.py, and the class and category IoU
+against the benchmarks' own definitions (tests/official_eval.py)."""
 
 import numpy as np
 import pytest
 import torch
+from official_eval import LABELS, ade20k_intersection_and_union, cityscapes_confusion, cityscapes_scores
 
-from fcn_lit.metrics import SegmentationMetrics
+from fcn_lit.data import Cityscapes
+from fcn_lit.metrics import SegmentationMetrics, category_iu
 
 N_CLASSES = 6
 
@@ -152,3 +155,67 @@ def test_bad_input_is_named(preds: torch.Tensor, target: torch.Tensor, message: 
 def test_bad_score_classes_are_named() -> None:
     with pytest.raises(ValueError, match="score_classes=\\[0, 7\\]"):
         SegmentationMetrics(N_CLASSES, score_classes=[0, 7])
+
+
+def cityscapes_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """gtFine label ids (void labels included) and predicted train ids: the last seven classes have
+    no ground truth, three of them are predicted (IoU 0), four not (NaN)."""
+    rng = np.random.default_rng(seed)
+    ids = [label.id for label in LABELS if label.id >= 0 and label.trainId not in range(12, 19)]
+    gt = rng.choice(ids, size=(2, 30, 40))
+    pred = rng.integers(0, 15, size=gt.shape)
+    return gt, pred
+
+
+def test_class_and_category_iou_are_the_cityscapes_evaluators():
+    """SegmentationMetrics' mean IU and category_iu on train ids against evalPixelLevelSemanticLabeling's
+    definitions on label ids (tests/official_eval.py); score.py's mean IU is the same number."""
+    train_id = {label.id: label.trainId for label in LABELS if label.id >= 0}
+    label_id = {label.trainId: label.id for label in LABELS if not label.ignoreInEval}
+    gt, pred = cityscapes_case(0)
+    metric = SegmentationMetrics(19)
+    metric.update(torch.from_numpy(pred), torch.from_numpy(np.vectorize(train_id.get)(gt)))
+    ours = metric.compute()
+    official = cityscapes_scores(cityscapes_confusion(list(gt), list(np.vectorize(label_id.get)(pred))))
+    trained = sorted((label for label in LABELS if not label.ignoreInEval), key=lambda label: label.trainId)
+    classes = [official["classScores"][label.name] for label in trained]
+    np.testing.assert_allclose(ours["per_class_iu"].numpy(), classes, rtol=1e-12, equal_nan=True)
+    assert np.isnan(classes).sum() == 4 and classes.count(0.0) == 3
+    assert ours["mean_iu"].item() == pytest.approx(official["averageScoreClasses"], rel=1e-12)
+    assert scores(metric.confmat.numpy())["mean_iu"] == pytest.approx(official["averageScoreClasses"], rel=1e-12)
+
+    categories = category_iu(metric.confmat, Cityscapes.categories)
+    official_categories = {k: v for k, v in official["categoryScores"].items() if k != "void"}
+    assert np.isnan(official["categoryScores"]["void"]) and list(categories["per_category_iu"]) == list(official_categories)
+    np.testing.assert_allclose(list(categories["per_category_iu"].values()), list(official_categories.values()), rtol=1e-12)
+    assert categories["mean_category_iu"] == pytest.approx(official["averageScoreCategories"], rel=1e-12)
+
+
+def test_a_category_without_pixels_is_left_out_of_the_mean():
+    confmat = torch.tensor([[5, 1, 0], [2, 4, 0], [0, 0, 0]])
+    result = category_iu(confmat, ["a", "a", "b"])
+    assert result["per_category_iu"]["a"] == 1.0 and np.isnan(result["per_category_iu"]["b"])
+    assert result["mean_category_iu"] == 1.0
+    with pytest.raises(ValueError, match="2 categories for 3 classes"):
+        category_iu(confmat, ["a", "b"])
+
+
+def test_ade20k_toolkit_counts_a_class_absent_from_both_as_zero():
+    """The challenge's mean runs over all 150 classes (eps in the denominator), fcn-lit's (and
+    score.py's, and Cityscapes') over the classes with pixels: equal when every class has ground truth."""
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 151, size=(60, 60))
+    label.flat[:150] = np.arange(1, 151)
+    pred = rng.integers(1, 151, size=label.shape)
+    metric = SegmentationMetrics(150)
+    metric.update(torch.from_numpy(pred - 1), torch.from_numpy(np.where(label == 0, 255, label - 1)))
+    area_i, area_u = ade20k_intersection_and_union(pred, label)
+    assert metric.compute()["mean_iu"].item() == pytest.approx(np.mean(area_i / (np.spacing(1) + area_u)), rel=1e-9)
+
+    label[label == 150], pred[pred == 150] = 149, 149  # "flag" gone from both
+    metric.reset()
+    metric.update(torch.from_numpy(pred - 1), torch.from_numpy(np.where(label == 0, 255, label - 1)))
+    area_i, area_u = ade20k_intersection_and_union(pred, label)
+    toolkit = area_i / (np.spacing(1) + area_u)
+    assert toolkit[149] == 0 and np.isnan(metric.compute()["per_class_iu"][149])
+    assert metric.compute()["mean_iu"].item() == pytest.approx(toolkit[:149].mean(), rel=1e-9)

@@ -136,6 +136,18 @@ COMMANDS: dict[str, Run | Compose | Make] = {
         creates=("tiled/a_mask.png", "tiled/b_overlay.png")),
     "python eval.py ckpt_path=... 'tta.scales=[0.5,0.75,1.0,1.25,1.5,1.75]' tta.flip=true": Run(
         creates=("logs/eval/runs/*/metrics.json",)),
+    "python predict.py ckpt_path=... input='data/cityscapes/leftImg8bit/test/*/*_leftImg8bit.png' "
+    "output=results/cityscapes/ format=benchmark": Compose(
+        "Cityscapes and a checkpoint trained on it", {"format": "benchmark", "output": "results/cityscapes/"}),
+    "python predict.py ckpt_path=... input=data/ade20k/ADEChallengeData2016/images/validation/ output=results/ade20k/ "
+    "format=benchmark data=ade20k": Compose(
+        "ADE20K and a checkpoint trained on it", {"format": "benchmark", "data.dataset._target_": "fcn_lit.data.ADE20K"}),
+    "python predict.py ckpt_path=... input=photos/ output=submission/ format=benchmark": Run(
+        creates=("submission/a.png", "submission/b.png"), absent=("submission/*_*.png", "submission/*.npy")),
+    "python eval.py ckpt_path=... data=cityscapes": Compose(
+        "Cityscapes and a checkpoint trained on it", {"data.dataset._target_": "fcn_lit.data.Cityscapes", "data.test_split": None}),
+    "python eval.py ckpt_path=... data=ade20k data.batch_size=1": Compose(
+        "ADE20K and a checkpoint trained on it", {"data.dataset._target_": "fcn_lit.data.ADE20K", "data.batch_size": 1}),
     "python train.py experiment=quickstart model/backbone=timm model.backbone.name=convnext_tiny": Run(
         extra=("model.backbone.width=1.0",)),
     "python -m fcn_lit.data.browse data=synthetic data.augmentation=modern data.batching=crop data.crop_size=64 --out browse.png": Run(

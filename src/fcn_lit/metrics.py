@@ -1,6 +1,7 @@
 """The paper's four metrics (Section 5, score.py) from one confusion matrix per split."""
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -100,3 +101,19 @@ class SegmentationMetrics(Metric):
             "fw_iu": (freq[present] * iu[scored][present]).sum() if present.any() else hist.new_tensor(float("nan")),
             "per_class_iu": iu,
         }
+
+
+def category_iu(confmat: Tensor, categories: Sequence[str]) -> dict[str, Any]:
+    """Cityscapes' category IoU from a class confusion matrix (rows = ground truth) and the category
+    of each class: per category, its classes' pixels pooled (``getIouScoreForCategory``), and their
+    mean over the categories that are not NaN (``getScoreAverage``; NaN: no pixel of it, true or
+    predicted). ``mean_category_iu`` a float, ``per_category_iu`` {category: IoU} in first-seen order."""
+    if len(categories) != confmat.shape[0]:
+        raise ValueError(f"{len(categories)} categories for {confmat.shape[0]} classes: give one per class")
+    names = list(dict.fromkeys(categories))
+    member = torch.zeros(len(categories), len(names), dtype=torch.float64)
+    member[torch.arange(len(categories)), torch.tensor([names.index(c) for c in categories])] = 1
+    pooled = member.T @ confmat.double() @ member
+    diag = pooled.diag()
+    iu = diag / (pooled.sum(1) + pooled.sum(0) - diag)
+    return {"mean_category_iu": iu.nanmean().item(), "per_category_iu": dict(zip(names, iu.tolist(), strict=True))}

@@ -3,16 +3,11 @@ and a training step through the config."""
 
 import numpy as np
 import pytest
+from official_eval import LABELS
 from PIL import Image
 from train_step import train_one_step
 
 from fcn_lit.data import Cityscapes
-
-# cityscapesScripts labels.py: (id, trainId) of every label stored in *_gtFine_labelIds.png.
-LABELS = [(0, 255), (1, 255), (2, 255), (3, 255), (4, 255), (5, 255), (6, 255), (7, 0), (8, 1), (9, 255),
-          (10, 255), (11, 2), (12, 3), (13, 4), (14, 255), (15, 255), (16, 255), (17, 5), (18, 255), (19, 6),
-          (20, 7), (21, 8), (22, 9), (23, 10), (24, 11), (25, 12), (26, 13), (27, 14), (28, 15), (29, 255),
-          (30, 255), (31, 16), (32, 17), (33, 18)]
 
 
 def write_cityscapes(root, split, stems, size=(24, 40), seed=0):
@@ -36,7 +31,7 @@ def test_cityscapes_maps_the_34_label_ids_to_the_19_train_ids(tmp_path):
     ds = Cityscapes(tmp_path, "val")
     assert ds.ids == sorted(written) and ds.num_classes == 19 and ds.class_names[0] == "road"
     assert ds.class_names[18] == "bicycle" and ds.ignore_index == 255
-    train_id = dict(LABELS)
+    train_id = {label.id: label.trainId for label in LABELS if label.id >= 0}
     for i, sample_id in enumerate(ds.ids):
         image, target = ds[i]
         expected_image, label_ids = written[sample_id]
@@ -60,4 +55,5 @@ def test_cityscapes_trains_a_step_through_its_config(tmp_path):
     results = train_one_step(tmp_path / "run", "cityscapes", tmp_path / "cityscapes", "data.crop_size=[16,32]",
                              "num_pictures=1")
     assert 0 <= results["test"]["mean_iu"] <= 1
+    assert list(results["test"]["per_category_iu"]) == ["flat", "construction", "object", "nature", "sky", "human", "vehicle"]
     assert Image.open(results["pictures"]).size[0] > 0

@@ -29,6 +29,7 @@ class ADE20K(SegmentationDataset):
     "training" and "validation"; annotation 0 ("other objects") becomes 255, 1..150 become 0..149."""
 
     splits = ("training", "validation")
+    benchmark_ids = tuple(range(1, 151))  # the challenge's annotation values; 0 ("other") is never predicted
 
     def __init__(self, root: Path | str, split: str = "training", skip_bad_samples: bool = False) -> None:
         super().__init__(root, split, skip_bad_samples)

@@ -160,7 +160,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
     of `num_classes`; SIFT Flow: semantic and geometric), `excluded_classes` (per head, class indices
     left out of scoring), `channels` (per input modality, in stacking order), `caffe_means` (the
     release's data-layer mean per modality, BGR for colour; none: the Caffe weights' own), `splits`
-    (the split names it ships) and `archive` (what data.download=true fetches; None: no download).
+    (the split names it ships), `archive` (what data.download=true fetches; None: no download),
+    `benchmark_ids` (the id its benchmark's ground truth gives each class, in class order: what
+    predict.py format=benchmark writes; None: the class indices themselves) and `categories` (the
+    category of each class, scored beside the classes as Cityscapes' evaluator does; None: none).
     """
 
     class_names: Sequence[str] = ()
@@ -169,6 +172,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
     caffe_means: Mapping[str, tuple[float, ...]] = {}
     splits: tuple[str, ...] = ()
     archive: Archive | None = None
+    benchmark_ids: tuple[int, ...] | None = None
+    categories: tuple[str, ...] | None = None
 
     def __init__(self, root: Path | str, split: str, skip_bad_samples: bool = False) -> None:
         self.root = Path(root)

@@ -24,6 +24,9 @@ CITYSCAPES_FIX = (
 # cityscapesScripts' labels.py: label id -> train id (0..18); every other id (void, rare classes) -> 255.
 TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
              26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+# labels.py's categories of the 19 train classes, in train id order (void holds no train class).
+CATEGORIES = ("flat", "flat", "construction", "construction", "construction", "object", "object", "object", "nature",
+              "nature", "sky", "human", "human", "vehicle", "vehicle", "vehicle", "vehicle", "vehicle", "vehicle")
 # labels.py's colours of the 19 train classes, in train id order.
 COLOURS = ((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
            (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
@@ -44,6 +47,8 @@ class Cityscapes(SegmentationDataset):
     else 255. Ids are `<city>/<stem>`. Images are 2048x1024: train on crops (data.batching=crop)."""
 
     splits = ("train", "val", "test")
+    benchmark_ids = tuple(sorted(TRAIN_IDS, key=TRAIN_IDS.get))  # train id -> label id, as its evaluator reads
+    categories = CATEGORIES
 
     def __init__(self, root: Path | str, split: str = "train", skip_bad_samples: bool = False) -> None:
         super().__init__(root, split, skip_bad_samples)

@@ -36,10 +36,19 @@ def label_lookup() -> np.ndarray:
     return lookup
 
 
+def full_label_ids() -> tuple[int, ...]:
+    """59-class index -> its label in the full list (labels.txt, 1..459); background -> 0, since it
+    merges the 400 other labels (and unlabelled pixels), which cannot be told apart again."""
+    lookup = label_lookup()
+    return (0, *(int(np.flatnonzero(lookup == index)[0]) for index in range(1, lookup.max() + 1)))
+
+
 class PASCALContext(SegmentationDataset):
-    """PASCAL-Context 59 classes plus background (a trained class: 60 outputs, no void)."""
+    """PASCAL-Context 59 classes plus background (a trained class: 60 outputs, no void). It has no
+    evaluation server: format=benchmark writes the full list's labels (16-bit PNGs, they pass 255)."""
 
     splits = ("train", "val")
+    benchmark_ids = full_label_ids()
     caffe_means = {"color": (104.007, 116.669, 122.679)}  # pascalcontext_layers.py
 
     def __init__(self, root: Path | str, split: str = "train", skip_bad_samples: bool = False) -> None:

@@ -139,6 +139,10 @@ class SegmentationDataModule(L.LightningDataModule):
         return self.info.excluded_classes
 
     @property
+    def categories(self) -> tuple[str, ...] | None:
+        return self.info.categories
+
+    @property
     def in_channels(self) -> int:
         return self.info.in_channels
 

@@ -29,13 +29,18 @@ def colorize(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return lut[np.asarray(mask).astype(np.int64).clip(0, 255)]
 
 
-def save_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray | None = None) -> Path:
-    """Write an HxW index mask as VOC writes labels: a palette PNG whose pixel values are the class
+def index_png(mask: np.ndarray, palette: np.ndarray | None = None) -> Image.Image:
+    """An HxW index mask as VOC writes labels: a palette image whose pixel values are the class
     indices, coloured by ``palette`` (VOC's colours for the indices it does not cover, 255 included)."""
     lut = voc_palette(256)
     if palette is not None:
         lut[: len(palette)] = palette[:256]
     png = Image.fromarray(np.asarray(mask).astype(np.uint8), mode="P")
     png.putpalette(lut.ravel().tolist())
-    png.save(path)
+    return png
+
+
+def save_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray | None = None) -> Path:
+    """Write ``index_png(mask, palette)`` to ``path``."""
+    index_png(mask, palette).save(path)
     return Path(path)

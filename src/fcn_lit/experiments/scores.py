@@ -37,9 +37,9 @@ def comparison_table(rows: dict[str, dict[str, Any]], title: str) -> Table:
     return table
 
 
-def per_class_table(per_class_iu: list[float], class_names: list[str], title: str) -> Table:
+def per_class_table(per_class_iu: list[float], class_names: list[str], title: str, column: str = "class") -> Table:
     table = Table(title=title)
-    table.add_column("class")
+    table.add_column(column)
     table.add_column("IU", justify="right")
     for name, iu in zip(class_names, per_class_iu):
         table.add_row(name, percent(iu))

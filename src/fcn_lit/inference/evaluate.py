@@ -56,7 +56,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for name, views in passes.items():
         module.net = Segmenter(net, tiling, views, pad_value)
         trainer.test(module, datamodule=datamodule)
-        results[name] = report_scores(module.results["test"], module.hparams.class_names, name, console)
+        results[name] = report_scores(module.results["test"], module.hparams.class_names, name, console,
+                                      datamodule.categories)
     module.net = net
     if tta.enabled:
         label = f"TTA: scales {', '.join(f'{s:g}' for s in tta.scales)}{' + flips' if tta.flip else ''}"

@@ -1,4 +1,5 @@
-"""Segment images with a trained FCN: palette masks, overlays and optional class probabilities.
+"""Segment images with a trained FCN: palette masks, overlays and optional class probabilities, or
+(``format=benchmark``) one file per image in the data set's own label ids, as its benchmark takes them.
 
 ``python predict.py ckpt_path=<run>/checkpoints/best.ckpt input=<image, folder or glob> output=<dir>``
 """
@@ -21,9 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 from fcn_lit.data import colorize
 from fcn_lit.data.base import SegmentationDataset
 from fcn_lit.data.images import READ_ERRORS, displayed_size, read_rgb
-from fcn_lit.data.palette import save_index_png
+from fcn_lit.data.palette import index_png, save_index_png, voc_palette
 from fcn_lit.data.transforms import Normalization, build_normalization
 from fcn_lit.data.voc import VOC
+from fcn_lit.errors import UserError
 from fcn_lit.inference import runtime, speed
 from fcn_lit.inference.tiling import TTA, Tiling, mean_pixel, segment
 from fcn_lit.models.pretrained import input_preprocessing
@@ -32,6 +34,12 @@ from fcn_lit.training.module import is_lightning_checkpoint
 from fcn_lit.training.tasks import checkpoint_backbone, load_module
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+FORMATS = ("visual", "benchmark")
+
+
+class SubmissionError(UserError, ValueError):
+    """A benchmark submission that cannot be written as asked (a data set that does not describe the
+    checkpoint, a folder that already holds other predictions)."""
 
 
 @dataclass
@@ -43,29 +51,39 @@ class Predictor:
     class_names: list[str]
     palette: np.ndarray
     pad_value: Tensor  # the training data set's mean pixel, normalised: fills windows past the border
+    label_ids: np.ndarray  # class index -> the id the data set's benchmark gives it
 
 
-def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> Predictor:
+def load_predictor(ckpt_path: str | Path, normalization: str | None = None,
+                   data: dict[str, Any] | None = None) -> Predictor:
     """A ``Predictor`` from a fcn-lit Lightning checkpoint or a pytorch-fcn (wkentaro) ``.pth``.
 
-    The input follows the trunk's weights (``fcn_lit.models.pretrained.WEIGHTS``) unless the run
-    overrode it (``data.normalization`` in the run's ``config.yaml``, two levels above
-    ``checkpoints/x.ckpt``); ``normalization`` ("imagenet" | "googlenet" | "caffe") overrides both.
+    The data set's facts (colours, benchmark ids, Caffe mean) come from ``data`` (a conf/data
+    config: ``data=<name>``), else from the run's (its ``config.yaml``, two levels above
+    ``checkpoints/x.ckpt``); a pytorch-fcn model's are VOC's. The input follows the trunk's weights
+    (``fcn_lit.models.pretrained.WEIGHTS``) unless that data config overrides it
+    (``data.normalization``); ``normalization`` ("imagenet" | "googlenet" | "caffe") overrides both.
     """
     path = local_checkpoint(ckpt_path)
     checkpoint = load_checkpoint(path)
     lightning = is_lightning_checkpoint(checkpoint)
-    data = _run_data_config(path) if lightning else {}
+    data = dict(data) if data else (_run_data_config(path) if lightning else {})
     if list(data.get("modalities", ["color"])) != ["color"]:
         raise ValueError(f"{path} was trained on {data['modalities']}: predict reads RGB images only")
     # pytorch-fcn's models were trained on VOC, with the release's Caffe weights.
-    dataset = _run_dataset_class(data) if lightning else VOC
+    dataset = _run_dataset_class(data) if lightning or data else VOC
     module = load_module(checkpoint, source=path)
     kind = input_preprocessing(checkpoint_backbone(checkpoint), normalization or data.get("normalization"))
     names = list(module.hparams.class_names or [str(i) for i in range(module.hparams.num_classes)])
     net = module.net
     normalize = build_normalization(kind, caffe_means=dataset.caffe_means)
-    return Predictor(net.eval(), normalize, names, dataset.colours(len(names)), mean_pixel(normalize))
+    ids = dataset.benchmark_ids
+    if ids is not None and len(ids) != len(names):
+        raise SubmissionError(
+            f"{path} scores {len(names)} classes but {dataset.__name__} has {len(ids)}: pass data=<the data set "
+            "the checkpoint was trained on>, or none to use its run's config.yaml")
+    label_ids = np.arange(len(names)) if ids is None else np.array(ids)
+    return Predictor(net.eval(), normalize, names, dataset.colours(len(names)), mean_pixel(normalize), label_ids)
 
 
 def _run_dataset_class(data: dict[str, Any]) -> type[SegmentationDataset]:
@@ -199,11 +217,42 @@ def save_outputs(out_dir: Path, stem: str, image: np.ndarray, mask: np.ndarray, 
     return written
 
 
+def save_benchmark(out_dir: Path, stem: str, mask: np.ndarray, label_ids: np.ndarray, palette: np.ndarray) -> Path:
+    """``<stem>.png``: the mask in the benchmark's ids (``label_ids[class]``), a palette PNG with each
+    class's colour at its id, or 16-bit greyscale where an id passes 255; written whole or not at all."""
+    ids = label_ids[mask]
+    if label_ids.max() > 255:
+        png = Image.fromarray(ids.astype(np.uint16))
+    else:
+        colours = voc_palette(256)
+        colours[label_ids] = palette
+        png = index_png(ids, colours)
+    path = out_dir / f"{stem}.png"
+    partial = path.with_name(f".{path.name}.partial")
+    png.save(partial, format="PNG")
+    partial.replace(path)
+    return path
+
+
+def check_submission_folder(out_dir: Path, paths: list[Path]) -> None:
+    """Raise unless ``out_dir`` holds no PNG but the ones this submission writes: the benchmarks'
+    tools pair every PNG under the folder with a ground truth (Cityscapes' stops at a second one)."""
+    ours = {out_dir / f"{p.stem}.png" for p in paths}
+    others = sorted(p for p in out_dir.rglob("*.png") if p not in ours) if out_dir.is_dir() else []
+    if others:
+        raise SubmissionError(
+            f"output={out_dir} already holds {len(others)} other PNG files ({', '.join(map(str, others[:3]))}"
+            f"{', ...' if len(others) > 3 else ''}): a benchmark's tools would read them as predictions too; "
+            "give format=benchmark an empty folder")
+
+
 def predict(
     ckpt_path: str | Path,
     input: str | Path,
     output: str | Path,
     *,
+    format: str = "visual",
+    data: dict[str, Any] | None = None,
     batch_size: int = 4,
     num_workers: int = 0,
     probabilities: bool = False,
@@ -217,15 +266,27 @@ def predict(
 ) -> list[Path]:
     """Segment every image of ``input`` into ``output``; returns the files written. Images that cannot
     be read are left out and, once all others are written, raised as ``UnreadableImages``. ``tiling``
-    ({window, stride}) and ``tta`` ({scales, flip}): see ``fcn_lit.inference.tiling``."""
+    ({window, stride}) and ``tta`` ({scales, flip}): see ``fcn_lit.inference.tiling``.
+
+    ``format="visual"``: ``save_outputs``' masks and overlays. ``format="benchmark"``: one
+    ``<stem>.png`` per image in the benchmark's ids of the data set (``data``, a conf/data config, else
+    the run's): Cityscapes' label ids, ADE20K's 1..150, PASCAL-Context's 459 labels, class indices
+    elsewhere (VOC's palette PNGs)."""
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
+    if format not in FORMATS:
+        raise SubmissionError(f"format={format!r} is not one of {', '.join(FORMATS)}")
+    if format == "benchmark" and probabilities:
+        raise SubmissionError("format=benchmark writes the submission files only: set probabilities=false, "
+                              "or predict the probabilities into another folder with format=visual")
     tiles, views = Tiling(**(tiling or {})), TTA(**(tta or {}))
     paths = find_images(input)
-    predictor = load_predictor(ckpt_path, normalization)
+    out_dir = Path(output)
+    if format == "benchmark":
+        check_submission_folder(out_dir, paths)
+    predictor = load_predictor(ckpt_path, normalization, data)
     dev = speed.pick_device(device)
     options = speed.SpeedOptions(**(speed_options or {}))
-    out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
     batches, unreadable = size_batches(paths, batch_size)
     loader = DataLoader(ImageFiles(paths, predictor.normalization), batch_sampler=batches,
@@ -249,7 +310,10 @@ def predict(
             masks = logits.argmax(1).cpu().numpy()
             probs = logits.softmax(1).cpu().numpy() if probabilities else [None] * len(indices)
             for i, image, mask, p in zip(indices, images, masks, probs, strict=True):
-                written += save_outputs(out_dir, paths[i].stem, image, mask, predictor.palette, p, alpha)
+                if format == "benchmark":
+                    written.append(save_benchmark(out_dir, paths[i].stem, mask, predictor.label_ids, predictor.palette))
+                else:
+                    written += save_outputs(out_dir, paths[i].stem, image, mask, predictor.palette, p, alpha)
             bar.advance(task, len(indices))
     if unreadable:
         raise UnreadableImages([(paths[i], unreadable[i]) for i in sorted(unreadable)], written)

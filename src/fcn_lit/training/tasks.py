@@ -5,7 +5,7 @@ only its own steps; the root scripts (train.py, eval.py, ...) dispatch to them."
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from rich.console import Console
 from fcn_lit.data.base import packaged_list
 from fcn_lit.data.datamodule import SegmentationDataModule
 from fcn_lit.experiments.pictures import save_comparison
-from fcn_lit.experiments.scores import METRIC_NAMES, named_scores, percent, print_scores, score_or_none
+from fcn_lit.experiments.scores import METRIC_NAMES, named_scores, per_class_table, percent, print_scores, score_or_none
+from fcn_lit.metrics import category_iu
 from fcn_lit.models import PRIMARY_HEAD, import_torchfcn
 from fcn_lit.models.pretrained import input_preprocessing
 from fcn_lit.training.module import FCNModule, is_lightning_checkpoint
@@ -102,12 +103,21 @@ def checkpoint_backbone(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return dict(checkpoint["hyper_parameters"]["backbone"]) if is_lightning_checkpoint(checkpoint) else TORCHFCN_BACKBONE
 
 
-def report_scores(head_scores: dict[str, dict[str, Any]], class_names: list[str], stage: str, console: Console) -> dict[str, Any]:
-    """Print the primary head's tables; return scores keyed by class name, other heads nested."""
+def report_scores(head_scores: dict[str, dict[str, Any]], class_names: list[str], stage: str, console: Console,
+                  categories: Sequence[str] | None = None) -> dict[str, Any]:
+    """Print the primary head's tables; return scores keyed by class name, other heads nested.
+    ``categories`` (the data set's category of each class): their IoU too, as Cityscapes scores them."""
     primary = head_scores[PRIMARY_HEAD]
     log.info("%s: %s", stage, ", ".join(f"{name} {percent(primary[key])}" for key, name in METRIC_NAMES.items()))
     print_scores(primary, class_names, f"{stage} ({PRIMARY_HEAD})" if len(head_scores) > 1 else stage, console)
     out = named_scores(primary, class_names)
+    if categories:
+        pooled = category_iu(torch.tensor(primary["confusion_matrix"]), categories)
+        per_category = pooled["per_category_iu"]
+        title = f"{stage}: per-category IU (%), mean {percent(pooled['mean_category_iu'])}"
+        console.print(per_class_table(list(per_category.values()), list(per_category), title, column="category"))
+        out["mean_category_iu"] = score_or_none(pooled["mean_category_iu"])
+        out["per_category_iu"] = {name: score_or_none(iu) for name, iu in per_category.items()}
     for head, scores in head_scores.items():
         if head != PRIMARY_HEAD:
             console.print(f"{stage} {head}: pixel accuracy {100 * scores['pixel_acc']:.2f}")

@@ -116,7 +116,8 @@ def _train(cfg: DictConfig, run_dir: Path, console: Console) -> dict[str, Any]:
         trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
         if "test" not in module.results:  # tested in spawned processes (ddp_spawn)
             module.restore_results("test", trainer.callback_metrics)
-        results["test"] = report_scores(module.results["test"], module.hparams.class_names, "test", console)
+        results["test"] = report_scores(module.results["test"], module.hparams.class_names, "test", console,
+                                        datamodule.categories)
         if trainer.is_global_zero and cfg.get("num_pictures", 0):
             results["pictures"] = str(save_pictures(module, datamodule, run_dir / "predictions.png", cfg.num_pictures))
     results["elapsed_s"] = round(time.perf_counter() - start, 1)
