@@ -59,6 +59,9 @@ def composes(override: str) -> bool:
     or, for a key of a group (`data.*`, `model.backbone.*`), with one of the group's; placeholders (`<file>`) and sweep lists (`a,b`)
     stand for one concrete value."""
     key, value = override.split("=", 1)
+    group = CONF_DIR / key.lstrip("+~")
+    if re.fullmatch(r"<[^>]*>", value) and group.is_dir():  # `data=<name>`: one of the group's options
+        value = sorted(p.stem for p in group.glob("[!_]*.yaml"))[0]
     value = re.sub(r"<[^>]*>", "x", value).split(",")[0]
     groups = [group for prefix, group in GROUP_OF_KEY.items() if key.startswith(prefix)]
     options = [[]] + [[f"{g}={p.stem}"] for g in groups for p in sorted((CONF_DIR / g).glob("[!_]*.yaml"))]
