@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
@@ -82,7 +83,7 @@ def params_bytes(kind: str, p: dict) -> bytes:
     if kind == "pooling_param":  # pool: MAX = 0
         return uint(1, 0) + uint(2, p["kernel"]) + uint(3, p["stride"])
     if kind == "lrn_param":
-        return uint(1, 5) + float32(2, 1e-4) + float32(3, 0.75)
+        return uint(1, p["local_size"]) + float32(2, p["alpha"]) + float32(3, p["beta"])
     if kind == "crop_param":
         return uint(1, 2) + uint(2, p["offset"])
     if kind == "eltwise_param":  # operation: SUM = 1; coeff is not packed in caffe.proto
@@ -114,15 +115,39 @@ class CaffeLayer:
         out += uint(numbers["type"], V1_TYPES[self.type]) if v1 else text(numbers["type"], self.type)
         out += b"".join(text(numbers["bottom"], b) for b in self.bottoms)
         out += b"".join(text(numbers["top"], t) for t in self.tops)
-        if self.type in PARAMS:
+        if self.type in PARAMS and self.params:
             out += submessage(numbers[PARAMS[self.type]], params_bytes(PARAMS[self.type], self.params))
         out += b"".join(submessage(numbers["blobs"], blob_bytes(b, legacy=v1)) for b in self.blobs)
         return submessage(NET_V1_LAYERS if v1 else NET_LAYER, out)
 
 
-def caffemodel_bytes(layers: list[CaffeLayer], v1: bool = False) -> bytes:
-    """A NetParameter: its repeated layer field, one entry per layer, concatenated."""
-    return b"".join(layer.to_bytes(v1) for layer in layers)
+def write_caffemodel(path, layers: list[CaffeLayer], v1: bool = False) -> None:
+    """A NetParameter: its repeated layer field, one entry per layer, one after another."""
+    with open(path, "wb") as f:
+        for layer in layers:
+            f.write(layer.to_bytes(v1))
+
+
+def write_prototxt(path, layers: list[CaffeLayer]) -> None:
+    """The net's definition in protobuf's text format, as Caffe's prototxt files."""
+    def fields(p: dict) -> str:
+        names = {"kernel": "kernel_size", "bias": "bias_term"}
+        return " ".join(f"{names.get(k, k)}: {str(v).lower() if isinstance(v, bool) else v}"
+                        for k, vs in p.items() for v in (vs if isinstance(vs, tuple) else (vs,)))
+    with open(path, "w") as f:
+        for layer in layers:
+            f.write(f'layer {{\n  name: "{layer.name}"\n  type: "{layer.type}"\n')
+            f.writelines(f'  bottom: "{b}"\n' for b in layer.bottoms)
+            f.writelines(f'  top: "{t}"\n' for t in layer.tops)
+            if layer.type == "Pooling":
+                f.write(f"  pooling_param {{ pool: MAX {fields(layer.params)} }}\n")
+            elif layer.type == "Eltwise":
+                f.write(f"  eltwise_param {{ operation: SUM {fields(layer.params)} }}\n")
+            elif layer.type == "Crop":
+                f.write(f"  crop_param {{ axis: 2 {fields(layer.params)} }}\n")
+            elif layer.type in PARAMS:
+                f.write(f"  {PARAMS[layer.type]} {{ {fields(layer.params)} }}\n")
+            f.write("  param { lr_mult: 1 }\n  python_param { module: 'unused' }\n}\n")  # fields the reader skips
 
 
 # ---- the release's nets (net.py of each folder), random weights ----
@@ -170,13 +195,16 @@ def vgg16(weights: Weights, data: str = "data", cin: int = 3, suffix: str = "", 
     return layers
 
 
+LRN = dict(local_size=5, alpha=1e-4, beta=0.75)  # voc-fcn-alexnet/net.py (k: the default 1)
+
+
 def caffenet(weights: Weights, cin: int = 3):
     """voc-fcn-alexnet/net.py's trunk: LRN after pool1 and pool2, conv2/4/5 in two groups."""
     return [
         *conv("conv1", "data", 96, cin, 11, weights, pad=100, stride=4), *pool("pool1", "conv1", 3, 2),
-        CaffeLayer("norm1", "LRN", ["pool1"], ["norm1"]),
+        CaffeLayer("norm1", "LRN", ["pool1"], ["norm1"], LRN),
         *conv("conv2", "norm1", 256, 96, 5, weights, pad=2, group=2), *pool("pool2", "conv2", 3, 2),
-        CaffeLayer("norm2", "LRN", ["pool2"], ["norm2"]),
+        CaffeLayer("norm2", "LRN", ["pool2"], ["norm2"], LRN),
         *conv("conv3", "norm2", 384, 256, 3, weights, pad=1), *conv("conv4", "conv3", 384, 384, 3, weights, pad=1, group=2),
         *conv("conv5", "conv4", 256, 384, 3, weights, pad=1, group=2), *pool("pool5", "conv5", 3, 2),
         *conv("fc6", "pool5", 4096, 256, 6, weights), CaffeLayer("drop6", "Dropout", ["fc6"], ["fc6"]),
@@ -231,39 +259,48 @@ def loss(score, label="label", name="loss"):
     return [CaffeLayer(name, "SoftmaxWithLoss", [score, label], [name])]
 
 
-def release_net(name: str, seed: int = 0) -> list[CaffeLayer]:
-    """The layers of release net ``name`` (its folder in fcn.berkeleyvision.org); the trunk's
-    weights depend on ``seed`` alone, so nets of one seed share them."""
-    trunk_weights, head_weights = Weights(seed), Weights(seed + 1000)
+@functools.lru_cache(maxsize=1)  # nets are tested trunk by trunk: one trunk's weights held at a time
+def trunk(kind: str) -> tuple[CaffeLayer, ...]:
+    """A trunk's layers with random weights of a fixed seed: vgg16 (3 or 4 input channels), the
+    two streams of NYUDv2 late fusion, caffenet."""
+    if kind == "caffenet":
+        return tuple(caffenet(Weights(1)))
+    if kind == "vgg16-bgrd":
+        return tuple(vgg16(Weights(2), cin=4, first="conv1_1_bgrd"))
+    if kind == "vgg16-color-hha":
+        return tuple(vgg16(Weights(3), "color", suffix="color") + vgg16(Weights(4), "hha", suffix="hha"))
+    return tuple(vgg16(Weights(0)))
+
+
+def release_net(name: str) -> tuple[list[CaffeLayer], str, list[CaffeLayer]]:
+    """Release net ``name`` (its folder in fcn.berkeleyvision.org) as the layers before its trunk,
+    the trunk's kind (``trunk(kind)``) and the layers after it."""
+    weights = Weights(sum(map(ord, name)))
     if name == "voc-fcn-alexnet":
-        layers = data_layer("data", "label") + caffenet(trunk_weights)
-        layers += conv("score_fr", "fc7", 21, 4096, 1, head_weights, relu=False)
-        layers += [deconv("upscore", "score_fr", 21, 63, 32, head_weights),
-                   CaffeLayer("score", "Crop", ["upscore", "data"], ["score"], dict(offset=18))]
-        return layers + loss("score")
+        head = conv("score_fr", "fc7", 21, 4096, 1, weights, relu=False)
+        head += [deconv("upscore", "score_fr", 21, 63, 32, weights),
+                 CaffeLayer("score", "Crop", ["upscore", "data"], ["score"], dict(offset=18))]
+        return data_layer("data", "label"), "caffenet", head + loss("score")
     if name == "nyud-fcn32s-color-hha":
-        layers = data_layer("color", "hha", "label")
-        layers += vgg16(trunk_weights, "color", suffix="color") + vgg16(Weights(seed + 1), "hha", suffix="hha")
-        layers += conv("score_fr", "fc7color", 40, 4096, 1, head_weights, relu=False, suffix="color")
-        layers += conv("score_fr", "fc7hha", 40, 4096, 1, head_weights, relu=False, suffix="hha")
-        layers += [CaffeLayer("score_fused", "Eltwise", ["score_frcolor", "score_frhha"], ["score_fused"],
-                              dict(coeff=(0.5, 0.5))),
-                   deconv("upscore", "score_fused", 40, 64, 32, head_weights),
-                   CaffeLayer("score", "Crop", ["upscore", "color"], ["score"], dict(offset=19))]
-        return layers + loss("score")
+        head = conv("score_fr", "fc7color", 40, 4096, 1, weights, relu=False, suffix="color")
+        head += conv("score_fr", "fc7hha", 40, 4096, 1, weights, relu=False, suffix="hha")
+        head += [CaffeLayer("score_fused", "Eltwise", ["score_frcolor", "score_frhha"], ["score_fused"],
+                            dict(coeff=(0.5, 0.5))),
+                 deconv("upscore", "score_fused", 40, 64, 32, weights),
+                 CaffeLayer("score", "Crop", ["upscore", "color"], ["score"], dict(offset=19))]
+        return data_layer("color", "hha", "label"), "vgg16-color-hha", head + loss("score")
     if name == "nyud-fcn32s-color-d":
-        layers = [CaffeLayer("color", "Python", [], ["color", "depth", "label"]),
+        before = [CaffeLayer("color", "Python", [], ["color", "depth", "label"]),
                   CaffeLayer("data", "Concat", ["color", "depth"], ["data"])]
-        layers += vgg16(trunk_weights, cin=4, first="conv1_1_bgrd")
-        return layers + skip_head(head_weights, 40, 32) + loss("score")
+        return before, "vgg16-bgrd", skip_head(weights, 40, 32) + loss("score")
     dataset, stride = name.split("-")[0], int(name.split("fcn")[1].split("s")[0])
     if dataset == "siftflow":
-        layers = data_layer("data", "sem", "geo") + vgg16(trunk_weights)
-        layers += skip_head(head_weights, 33, stride, "_sem") + loss("score_sem", "sem")
-        return layers + skip_head(head_weights, 3, stride, "_geo") + loss("score_geo", "geo", "loss_geo")
+        head = skip_head(weights, 33, stride, "_sem") + loss("score_sem", "sem")
+        head += skip_head(weights, 3, stride, "_geo") + loss("score_geo", "geo", "loss_geo")
+        return data_layer("data", "sem", "geo"), "vgg16", head
     classes = {"voc": 21, "pascalcontext": 60, "nyud": 40}[dataset]
-    layers = data_layer("data", "label") + vgg16(trunk_weights)
-    return layers + skip_head(head_weights, classes, stride, at_once=name.endswith("atonce")) + loss("score")
+    head = skip_head(weights, classes, stride, at_once=name.endswith("atonce")) + loss("score")
+    return data_layer("data", "label"), "vgg16", head
 
 
 # ---- the numpy forward of Caffe's layers ----
@@ -328,7 +365,7 @@ def forward(layers: list[CaffeLayer], blobs: dict[str, np.ndarray]) -> dict[str,
         elif layer.type == "ReLU":
             out = np.maximum(bottoms[0], 0)
         elif layer.type == "LRN":
-            out = lrn(bottoms[0])
+            out = lrn(bottoms[0], p["local_size"], p["alpha"], p["beta"])
         elif layer.type == "Crop":  # axis 2: bottom 0 cropped to bottom 1's height and width at the offset
             o, (h, w) = p["offset"], bottoms[1].shape[2:]
             out = bottoms[0][:, :, o:o + h, o:o + w]

@@ -68,8 +68,7 @@ def _parse(path: Path) -> Any:
         net.ParseFromString(data)
     except DecodeError:
         read = [layer.name for layer in (net.layer or net.layers)]
-        where = (f"after layer {read[-2]!r} (layer {len(read)})" if len(read) > 1
-                 else "before its first layer")
+        where = f"in layer {len(read)}, after layer {read[-2]!r}" if len(read) > 1 else "in its first layer"
         raise CaffeModelError(f"{path} is not a Caffe .caffemodel (a protobuf NetParameter): reading stopped {where}; "
                               "is it truncated (download it again) or another kind of file?") from None
     if not (net.layer or net.layers):

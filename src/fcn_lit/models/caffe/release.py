@@ -186,8 +186,8 @@ class _Checker:
         self.path, self.release = path, release
 
     def fail(self, layer: Layer, message: str) -> CaffeModelError:
-        return _fail(self.path, f"layer {layer.name!r} ({layer.type}) {message}, where {self.release.name} in "
-                                "fcn-lit has the release's layer: reading stopped there")
+        return _fail(self.path, f"layer {layer.name!r} ({layer.type}) {message}: not the layer of {self.release.name} "
+                                "that its other layers make this file; reading stopped there")
 
     def setting(self, layer: Layer, what: str, theirs: Any, mine: Any) -> None:
         if theirs != mine:
