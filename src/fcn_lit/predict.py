@@ -46,7 +46,8 @@ class Predictor:
 
 
 def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> Predictor:
-    """A ``Predictor`` from a fcn-lit Lightning checkpoint or a pytorch-fcn (wkentaro) ``.pth``.
+    """A ``Predictor`` from a fcn-lit Lightning checkpoint, a pytorch-fcn (wkentaro) ``.pth`` or a
+    Caffe release ``.caffemodel``.
 
     The input follows the trunk's weights (``fcn_lit.models.pretrained.WEIGHTS``) unless the run
     overrode it (``data.normalization`` in the run's ``config.yaml``, two levels above
@@ -55,7 +56,8 @@ def load_predictor(ckpt_path: str | Path, normalization: str | None = None) -> P
     path = local_checkpoint(ckpt_path)
     checkpoint = load_checkpoint(path)
     lightning = is_lightning_checkpoint(checkpoint)
-    data = _run_data_config(path) if lightning else {}
+    # A release .caffemodel says its data set itself; a train.py run's is in its config.yaml.
+    data = checkpoint["caffemodel"]["data"] if "caffemodel" in checkpoint else _run_data_config(path) if lightning else {}
     if list(data.get("modalities", ["color"])) != ["color"]:
         raise ValueError(f"{path} was trained on {data['modalities']}: predict reads RGB images only")
     # pytorch-fcn's models were trained on VOC, with the release's Caffe weights.

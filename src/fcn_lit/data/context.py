@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fcn_lit.data.base import (
+    CaffeMean,
     SegmentationDataset,
     check_sizes,
     packaged_list,
@@ -40,7 +41,7 @@ class PASCALContext(SegmentationDataset):
     """PASCAL-Context 59 classes plus background (a trained class: 60 outputs, no void)."""
 
     splits = ("train", "val")
-    caffe_means = {"color": (104.007, 116.669, 122.679)}  # pascalcontext_layers.py
+    caffe_means = {"color": CaffeMean((104.007, 116.669, 122.679), "float32")}  # pascalcontext_layers.py
 
     def __init__(self, root: Path | str, split: str = "train", skip_bad_samples: bool = False) -> None:
         super().__init__(root, split, skip_bad_samples)

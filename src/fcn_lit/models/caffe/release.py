@@ -41,6 +41,7 @@ DATA_SETS = {
 }
 # NYUDv2's 4-channel conv1_1 (color-d, early fusion): colour and depth concatenated.
 EARLY_FUSION_CONV = "conv1_1_bgrd"
+FIRST_CONV_WIDTH = {"vgg16": 64, "caffenet": 96}
 # Late fusion averages the streams' scores: Eltwise SUM with coefficients 1 / streams.
 FUSED_SCORES = "score_fused"
 
@@ -56,6 +57,7 @@ class ReleaseNet:
     in_channels: int = 3
     at_once: bool = False
     streams: tuple[str, ...] = ()
+    width: float = 1.0  # the release's is 1; narrower files are fcn-lit's own (model.backbone.width)
 
     @property
     def num_classes(self) -> int:
@@ -69,6 +71,9 @@ class ReleaseNet:
     @property
     def name(self) -> str:
         """The release's folder name (``voc-fcn8s``, ...), or what the net is when the release has none."""
+        return self._name() + (f" at width {self.width:g}" if self.width != 1.0 else "")
+
+    def _name(self) -> str:
         if self.backbone == "caffenet":
             return "voc-fcn-alexnet" if self.num_classes == 21 else f"fcn-alexnet, {self.num_classes} classes"
         if self.data is None:
@@ -90,7 +95,7 @@ class ReleaseNet:
     def build(self) -> nn.Module:
         multi_head = len(self.heads) > 1
         return build_fcn(
-            self.backbone, self.stride, self.num_classes, alignment="caffe", at_once=self.at_once,
+            self.backbone, self.stride, self.num_classes, width=self.width, alignment="caffe", at_once=self.at_once,
             in_channels=self.in_channels, heads=dict(self.heads) if multi_head else None,
             fusion="late" if self.streams else None, streams={s: 3 for s in self.streams} or None,
         )
@@ -103,7 +108,7 @@ class ReleaseNet:
         if self.streams:
             net |= {"fusion": "late", "streams": {s: 3 for s in self.streams}}
         return dict(
-            net=net, backbone={"name": self.backbone, "weights": "caffe", "pretrained": False, "width": 1.0},
+            net=net, backbone={"name": self.backbone, "weights": "caffe", "pretrained": False, "width": self.width},
             loss={}, optimizer={"lr": 0.0}, scheduler={}, num_classes=self.num_classes, class_names=names,
             task_heads=dict(self.heads) if len(self.heads) > 1 else None,
         )
@@ -167,8 +172,9 @@ def recognise(layers: list[Layer], path: Path) -> ReleaseNet:
         raise _fail(path, f"score layers {sorted(scores)} are neither one head's (score_fr), SIFT Flow's "
                           "(score_fr_sem, score_fr_geo) nor NYUDv2 late fusion's (score_frcolor, score_frhha)")
     stride = 8 if f"score_pool3{suffix}" in by_name else 16 if f"score_pool4{suffix}" in by_name else 32
-    return ReleaseNet(backbone, stride, heads, in_channels=int(by_name[first].blobs[0].shape[1]),
-                      at_once=f"scale_pool4{suffix}" in by_name, streams=streams)
+    out_channels, in_channels = by_name[first].blobs[0].shape[:2]
+    return ReleaseNet(backbone, stride, heads, in_channels=int(in_channels), at_once=f"scale_pool4{suffix}" in by_name,
+                      streams=streams, width=out_channels / FIRST_CONV_WIDTH[backbone])
 
 
 def _pair(values: Any, one_h: int, one_w: int, default: int) -> tuple[int, int]:

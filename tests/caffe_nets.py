@@ -176,20 +176,26 @@ def pool(name, bottom, k=2, stride=2):
     return [CaffeLayer(name, "Pooling", [bottom], [name], dict(kernel=k, stride=stride))]
 
 
-def vgg16(weights: Weights, data: str = "data", cin: int = 3, suffix: str = "", first: str = "conv1_1"):
+def scaled(channels: int, width: float) -> int:
+    """A width-scaled layer's channels (fcn-lit's model.backbone.width; the release's is 1)."""
+    return max(1, round(channels * width))
+
+
+def vgg16(weights: Weights, data: str = "data", cin: int = 3, suffix: str = "", first: str = "conv1_1", width=1.0):
     """conv1_1 ... fc7 (ReLU, drop6/drop7 in place), as voc-fcn32s/net.py; ``suffix`` on every name
     (NYUDv2 late fusion); ``first`` names conv1_1 (NYUDv2 colour-depth: conv1_1_bgrd)."""
     layers, bottom = [], data
-    for b, (convs, width) in enumerate(zip((2, 2, 3, 3, 3), (64, 128, 256, 512, 512)), start=1):
+    for b, (convs, channels) in enumerate(zip((2, 2, 3, 3, 3), (64, 128, 256, 512, 512)), start=1):
         for i in range(1, convs + 1):
             name = (first if (b, i) == (1, 1) else f"conv{b}_{i}") + suffix
-            layers += conv(name, bottom, width, cin, 3, weights, pad=100 if (b, i) == (1, 1) else 1)
+            out = scaled(channels, width)
+            layers += conv(name, bottom, out, cin, 3, weights, pad=100 if (b, i) == (1, 1) else 1)
             layers[-1].name = f"relu{b}_{i}{suffix}"
-            bottom, cin = name, width
+            bottom, cin = name, out
         layers += pool(f"pool{b}{suffix}", bottom)
         bottom = f"pool{b}{suffix}"
     for fc, (cin_fc, k) in (("fc6", (512, 7)), ("fc7", (4096, 1))):
-        layers += conv(fc, bottom, 4096, cin_fc, k, weights, suffix=suffix)
+        layers += conv(fc, bottom, scaled(4096, width), scaled(cin_fc, width), k, weights, suffix=suffix)
         layers.append(CaffeLayer(f"drop{fc[2:]}{suffix}", "Dropout", [fc + suffix], [fc + suffix]))
         bottom = fc + suffix
     return layers
@@ -218,10 +224,10 @@ def deconv(name, bottom, classes, k, stride, weights):
                                                                     bias=False), [w])
 
 
-def skip_head(weights, classes, stride, s="", at_once=False, data="data", fc7="fc7", final_crop=True):
+def skip_head(weights, classes, stride, s="", at_once=False, data="data", fc7="fc7", final_crop=True, width=1.0):
     """score_fr, upscore2, score_pool4, ... as voc-fcn{32,16,8}s/net.py (crop offsets 19; 5, 27;
     5, 9, 31), names suffixed ``s`` (SIFT Flow's _sem / _geo)."""
-    layers = conv("score_fr", fc7, classes, 4096, 1, weights, relu=False, suffix=s)
+    layers = conv("score_fr", fc7, classes, scaled(4096, width), 1, weights, relu=False, suffix=s)
     score = f"score_fr{s}"
     if stride == 32:
         layers.append(deconv(f"upscore{s}", score, classes, 64, 32, weights))
@@ -232,10 +238,10 @@ def skip_head(weights, classes, stride, s="", at_once=False, data="data", fc7="f
         layers.append(deconv(up_name + s, score, classes, 4, 2, weights))
         bottom = skip
         if at_once:
-            scale = np.full(cin, 0.01 if skip == "pool4" else 0.0001, np.float32)
+            scale = np.full(scaled(cin, width), 0.01 if skip == "pool4" else 0.0001, np.float32)
             layers.append(CaffeLayer(f"scale_{skip}{s}", "Scale", [skip], [f"scale_{skip}{s}"], {}, [scale]))
             bottom = f"scale_{skip}{s}"
-        layers += conv(f"score_{skip}", bottom, classes, cin, 1, weights, relu=False, suffix=s)
+        layers += conv(f"score_{skip}", bottom, classes, scaled(cin, width), 1, weights, relu=False, suffix=s)
         layers.append(CaffeLayer(f"score_{skip}{s}c", "Crop", [f"score_{skip}{s}", up_name + s], [f"score_{skip}{s}c"],
                                  dict(offset=crop)))
         layers.append(CaffeLayer(f"fuse_{skip}{s}", "Eltwise", [up_name + s, f"score_{skip}{s}c"], [f"fuse_{skip}{s}"]))
@@ -260,21 +266,23 @@ def loss(score, label="label", name="loss"):
 
 
 @functools.lru_cache(maxsize=1)  # nets are tested trunk by trunk: one trunk's weights held at a time
-def trunk(kind: str) -> tuple[CaffeLayer, ...]:
+def trunk(kind: str, width: float = 1.0) -> tuple[CaffeLayer, ...]:
     """A trunk's layers with random weights of a fixed seed: vgg16 (3 or 4 input channels), the
     two streams of NYUDv2 late fusion, caffenet."""
     if kind == "caffenet":
         return tuple(caffenet(Weights(1)))
     if kind == "vgg16-bgrd":
-        return tuple(vgg16(Weights(2), cin=4, first="conv1_1_bgrd"))
+        return tuple(vgg16(Weights(2), cin=4, first="conv1_1_bgrd", width=width))
     if kind == "vgg16-color-hha":
-        return tuple(vgg16(Weights(3), "color", suffix="color") + vgg16(Weights(4), "hha", suffix="hha"))
-    return tuple(vgg16(Weights(0)))
+        return tuple(vgg16(Weights(3), "color", suffix="color", width=width)
+                     + vgg16(Weights(4), "hha", suffix="hha", width=width))
+    return tuple(vgg16(Weights(0), width=width))
 
 
-def release_net(name: str) -> tuple[list[CaffeLayer], str, list[CaffeLayer]]:
+def release_net(name: str, width: float = 1.0, classes: int | None = None) -> tuple[list[CaffeLayer], str, list[CaffeLayer]]:
     """Release net ``name`` (its folder in fcn.berkeleyvision.org) as the layers before its trunk,
-    the trunk's kind (``trunk(kind)``) and the layers after it."""
+    the trunk's kind (``trunk(kind, width)``) and the layers after it; ``width`` and ``classes``
+    make a small net of its layout (VGG16 nets of one head)."""
     weights = Weights(sum(map(ord, name)))
     if name == "voc-fcn-alexnet":
         head = conv("score_fr", "fc7", 21, 4096, 1, weights, relu=False)
@@ -298,8 +306,8 @@ def release_net(name: str) -> tuple[list[CaffeLayer], str, list[CaffeLayer]]:
         head = skip_head(weights, 33, stride, "_sem") + loss("score_sem", "sem")
         head += skip_head(weights, 3, stride, "_geo") + loss("score_geo", "geo", "loss_geo")
         return data_layer("data", "sem", "geo"), "vgg16", head
-    classes = {"voc": 21, "pascalcontext": 60, "nyud": 40}[dataset]
-    head = skip_head(weights, classes, stride, at_once=name.endswith("atonce")) + loss("score")
+    classes = classes or {"voc": 21, "pascalcontext": 60, "nyud": 40}[dataset]
+    head = skip_head(weights, classes, stride, at_once=name.endswith("atonce"), width=width) + loss("score")
     return data_layer("data", "label"), "vgg16", head
 
 
@@ -379,3 +387,9 @@ def forward(layers: list[CaffeLayer], blobs: dict[str, np.ndarray]) -> dict[str,
             raise ValueError(layer.type)
         blobs[layer.tops[0]] = out.astype(np.float32)
     return blobs
+
+
+def write_small_caffemodel(path, name: str = "voc-fcn8s", width: float = 0.125, classes: int | None = None) -> None:
+    """Release net ``name``'s layout at ``width`` (a few MB): for the entry points' tests."""
+    before, kind, after = release_net(name, width, classes)
+    write_caffemodel(path, before + list(trunk.__wrapped__(kind, width)) + after)
