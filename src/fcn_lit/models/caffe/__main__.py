@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
+from fcn_lit.cli import exit_on_user_error
 from fcn_lit.data.download import DownloadError, fetch
 
 RELEASE = "http://dl.caffe.berkeleyvision.org/"
@@ -38,21 +38,17 @@ def download(net: str, folder: Path) -> Path:
     return fetch(url, folder / url.rsplit("/", 1)[1], md5=None)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fcn_lit.models.caffe", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     get = commands.add_parser("download", help="download a release .caffemodel (resumable)")
     get.add_argument("net", help=f"one of {', '.join(URLS)}")
     get.add_argument("--to", type=Path, default=Path("."), help="folder to save it in (default: here)")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error():
         path = download(args.net, args.to)
-    except DownloadError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 1
     print(f"{path}: python eval.py ckpt_path={path} data=<its data set>")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
