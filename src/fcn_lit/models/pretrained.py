@@ -53,8 +53,8 @@ class Preprocessing:
     then ``input_transform``.
 
     ``dataset_mean``: the Caffe convention, where the release's data layers subtract the data set's
-    own mean (``SegmentationDataset.caffe_means``; ``mean`` where a data set declares none), in
-    float64 with one rounding to float32, as numpy's ``float32_image -= float64_mean``.
+    own mean (``SegmentationDataset.caffe_means``, a ``CaffeMean`` carrying the dtype the layer
+    subtracts in; ``mean`` where a data set declares none, in float64 as voc_layers.py).
     ``input_transform="googlenet"``: torchvision's GoogLeNet ``transform_input``, which its weights
     (converted from TensorFlow) switch on: ImageNet-normalised input mapped to ``(x / 255 - 0.5) / 0.5``.
     """
