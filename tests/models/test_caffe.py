@@ -51,6 +51,7 @@ def assert_logits_equal(got: torch.Tensor, want: np.ndarray) -> None:
     assert (got.argmax(1) == want.argmax(1)).all()
 
 
+@pytest.mark.slow  # full-size files: 0.2-0.5 GB written and read per net
 @pytest.mark.parametrize("name", NETS)
 def test_release_net_computes_caffes_logits(name, tmp_path):
     before, kind, after = release_net(name)
@@ -185,6 +186,7 @@ def fully_connected(pool5: np.ndarray, layers: list[CaffeLayer], kernel: int, i:
     return h
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone, kind, kernel, v1", [("vgg16", "vgg16", 7, True), ("caffenet", "caffenet", 6, False)])
 def test_imagenet_classifiers_initialise_the_trunk_convolutionalized(backbone, kind, kernel, v1, tmp_path):
     """VGG_ILSVRC_16_layers.caffemodel (V1 layers, 4-d legacy blobs) and CaffeNet as
