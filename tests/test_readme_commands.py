@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from caffe_nets import write_small_caffemodel
 from readme_commands import REPO, Command, Result, Sandbox, compose_jobs, readme_commands, select
+
+from fcn_lit.data.palette import save_index_png
 
 # Appended to train.py commands that run here, except for keys the command sets itself: a 1/16-width
 # trunk from scratch (no weights offline), 8 + 4 synthetic images of 48x48 pixels, one epoch.
@@ -62,6 +66,7 @@ class Run:
     realdata: bool = False  # reads ../shared/realdata: skipped when it is absent
     prints: tuple[str, ...] = ()  # text the output must hold
     after: str | None = None  # a Make entry the README runs first (checked and run here first)
+    setup: Callable[[Sandbox], None] | None = None  # prepares the sandbox first (files the command reads)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,37 @@ class Make:
 
     target: str
     recipe: tuple[str, ...]
+
+
+CAFFEMODEL = "fcn8s-heavy-pascal.caffemodel"
+DOWNLOAD = "python -m fcn_lit.models.caffe download voc-fcn8s"
+
+
+def release_mirror(sandbox: Sandbox) -> None:
+    """A mirror holding a small voc-fcn8s of the release's layout (width 1/8, 21 classes) under the
+    release's file name, for the download command (FCN_CAFFE_MIRROR); and a few VOC images with
+    their labels in the sandbox's data/ (seg11valid)."""
+    mirror = sandbox.root.parent / "caffe_mirror"
+    if not (mirror / CAFFEMODEL).is_file():
+        mirror.mkdir(exist_ok=True)
+        write_small_caffemodel(mirror / CAFFEMODEL, "voc-fcn8s")
+    sandbox.env["FCN_CAFFE_MIRROR"] = mirror.as_uri()
+    voc = sandbox.root / "data" / "VOCdevkit" / "VOC2012"
+    rng = np.random.default_rng(0)
+    ids = ["2011_000001", "2011_000002"]
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / folder).mkdir(parents=True, exist_ok=True)
+    for sample_id in ids:
+        Image.fromarray(rng.integers(0, 255, (40, 52, 3), dtype=np.uint8)).save(voc / "JPEGImages" / f"{sample_id}.jpg")
+        save_index_png(voc / "SegmentationClass" / f"{sample_id}.png", rng.integers(0, 21, (40, 52)).astype(np.uint8))
+    (voc / "ImageSets" / "Segmentation" / "seg11valid.txt").write_text("\n".join(ids) + "\n")
+
+
+def downloaded_caffemodel(sandbox: Sandbox) -> None:
+    """The README's download command, run first."""
+    release_mirror(sandbox)
+    result = run_readme_command(sandbox, DOWNLOAD)
+    assert result.returncode == 0, result.output[-3000:]
 
 
 # precision auto: bf16-mixed where the GPU supports it (tests/training/test_devices.py resolves it).
@@ -150,6 +186,20 @@ COMMANDS: dict[str, Run | Compose | Make] = {
         "ADE20K and a checkpoint trained on it", {"data.dataset._target_": "fcn_lit.data.ADE20K", "data.batch_size": 1}),
     "python train.py experiment=quickstart model/backbone=timm model.backbone.name=convnext_tiny": Run(
         extra=("model.backbone.width=1.0",)),
+    DOWNLOAD: Run(creates=(CAFFEMODEL,), setup=release_mirror),
+    f"python eval.py ckpt_path={CAFFEMODEL} data=voc": Run(
+        creates=("logs/eval/runs/*/metrics.json",), prints=("Caffe release net voc-fcn8s at width 0.125",),
+        setup=downloaded_caffemodel),
+    f"python predict.py ckpt_path={CAFFEMODEL} input=photos/ output=release_masks/": Run(
+        creates=("release_masks/a_mask.png", "release_masks/b_overlay.png"), setup=downloaded_caffemodel),
+    f"python export.py ckpt_path={CAFFEMODEL} output=fcn8s_release": Run(
+        creates=("fcn8s_release.onnx", "fcn8s_release.pt"), setup=downloaded_caffemodel),
+    "python train.py experiment=voc_fcn8s_vgg16_heavy init_from=fcn16s-heavy-pascal.caffemodel": Compose(
+        "a GPU, VOC + SBD and the release's FCN-16s", {"init_from": "fcn16s-heavy-pascal.caffemodel",
+                                                       "model.net.stride": 8, "model.backbone.weights": "caffe"}),
+    "python train.py experiment=voc_fcn32s_vgg16_heavy model.backbone.weights_path=VGG_ILSVRC_16_layers.caffemodel": Compose(
+        "a GPU, VOC + SBD and the 0.5 GB VGG16 classifier", {
+            "model.backbone.weights_path": "VGG_ILSVRC_16_layers.caffemodel", "model.backbone.pretrained": True}),
     "python -m fcn_lit.data.browse data=synthetic data.augmentation=modern data.batching=crop data.crop_size=64 --out browse.png": Run(
         creates=("browse.png",)),
     "python -m fcn_lit.data.hha ../shared/realdata/nyud/data/depth outputs/nyud_hha --raw ../shared/realdata/nyud/data/rawdepth": Run(
@@ -169,8 +219,8 @@ def with_tiny(argv: list[str], extra: tuple[str, ...] = ()) -> list[str]:
     """Commands taking train.py's overrides (train.py, ``-m fcn_lit.data.browse``) get TINY and
     ``extra`` for the keys they do not set; eval.py gets TINY's data keys (the sandbox's synthetic
     set as the trained run generated it); others run as typed."""
-    if Path(argv[1]).name == "eval.py":
-        tiny = tuple(o for o in TINY if o.startswith("data."))
+    if Path(argv[1]).name == "eval.py":  # the synthetic set's keys, unless the command names its data
+        tiny = () if any(a.startswith("data=") for a in argv[2:]) else tuple(o for o in TINY if o.startswith("data."))
     elif Path(argv[1]).name == "train.py" or argv[1:3] == ["-m", "fcn_lit.data.browse"]:
         tiny = TINY
     else:
@@ -198,6 +248,8 @@ def run_readme_command(sandbox: Sandbox, text: str) -> Result:
     """Run a README command (it must be a Run entry) in the sandbox once; later calls reuse it."""
     check = COMMANDS[text]
     assert isinstance(check, Run), f"{text!r} is not run, it is {type(check).__name__}"
+    if check.setup:
+        check.setup(sandbox)
     if check.after:
         first = COMMANDS[check.after]
         assert isinstance(first, Make), f"{check.after!r} is not a make target"

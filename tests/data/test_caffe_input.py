@@ -1,6 +1,8 @@
 """Caffe input, bit for bit: every data set's loader gives exactly what the release's data layer
 (voc_layers.py, siftflow_layers.py, nyud_layers.py, pascalcontext_layers.py) computes with numpy:
-``in_ = np.array(im, dtype=np.float32)[:, :, ::-1]; in_ -= self.mean`` with a float64 mean."""
+``in_ = np.array(im, dtype=np.float32)[:, :, ::-1]; in_ -= self.mean``, where voc_layers.py's mean
+is ``np.array(params['mean'])`` of a tuple (float64) and the other three layers build theirs as
+``np.array(..., dtype=np.float32)``: each layer's own arithmetic, rewritten here."""
 
 import numpy as np
 from ondisk import SCENES, write_context, write_nyud, write_sbd, write_siftflow
@@ -8,34 +10,43 @@ from PIL import Image
 
 from fcn_lit.data import SBD, VOC, NYUDv2, PASCALContext, SegmentationDataModule, SIFTFlow
 
-# The means as the release's layers write them (BGR for colour).
-VOC_MEAN = (104.00699, 116.66877, 122.67892)
-SIFTFLOW_MEAN = (114.578, 115.294, 108.353)
-CONTEXT_MEAN = (104.007, 116.669, 122.679)
-NYUD_MEAN_BGR = (116.190, 97.203, 92.318)
-NYUD_MEAN_HHA = (132.431, 94.076, 118.477)
-NYUD_MEAN_LOGD = (7.844,)
+# The means as the release's layers build them (BGR for colour): voc_layers.py's self.mean is
+# np.array(params['mean']) of net.py's tuple; the others are float32 arrays in the layer's setup().
+VOC_MEAN = np.array((104.00699, 116.66877, 122.67892))
+SIFTFLOW = (114.578, 115.294, 108.353)
+CONTEXT = (104.007, 116.669, 122.679)
+NYUD_BGR = (116.190, 97.203, 92.318)
+SIFTFLOW_MEAN = np.array(SIFTFLOW, dtype=np.float32)
+CONTEXT_MEAN = np.array(CONTEXT, dtype=np.float32)
+NYUD_MEAN_BGR = np.array(NYUD_BGR, dtype=np.float32)
+NYUD_MEAN_HHA = np.array((132.431, 94.076, 118.477), dtype=np.float32)
+NYUD_MEAN_LOGD = np.array((7.844,), dtype=np.float32)
 
 
 def release_image(path, mean):
     """voc_layers.py load_image (siftflow, pascalcontext and nyud's load_image are the same)."""
     in_ = np.array(Image.open(path), dtype=np.float32)
     in_ = in_[:, :, ::-1]
-    in_ -= np.array(mean)
+    in_ -= mean
     return in_.transpose((2, 0, 1))
 
 
 def release_hha(path):
     in_ = np.array(Image.open(path), dtype=np.float32)
-    in_ -= np.array(NYUD_MEAN_HHA)
+    in_ -= NYUD_MEAN_HHA
     return in_.transpose((2, 0, 1))
 
 
 def release_depth(path):
     d = np.array(Image.open(path), dtype=np.float32)
     d = np.log(d)
-    d -= np.array(NYUD_MEAN_LOGD)
+    d -= NYUD_MEAN_LOGD
     return d[np.newaxis, ...]
+
+
+def assert_float64_rule_differs(path, mean):
+    """The mean's dtype shows: VOC's float64 rule on these values misses the layer by an ulp somewhere."""
+    assert not np.array_equal(release_image(path, np.array(mean, dtype=np.float32)), release_image(path, np.array(mean)))
 
 
 def first_val_image(dm):
@@ -65,6 +76,7 @@ def test_siftflow_input_is_the_release_layer_bit_for_bit(tmp_path):
     dm = SegmentationDataModule(SIFTFlow, tmp_path, train_split="trainval", val_split="test", normalization="caffe")
     expected = release_image(tmp_path / "Images" / SCENES / "forest_c.jpg", SIFTFLOW_MEAN)
     assert_bit_exact(first_val_image(dm), expected)
+    assert_float64_rule_differs(tmp_path / "Images" / SCENES / "forest_c.jpg", SIFTFLOW)
 
 
 def test_context_input_uses_its_own_mean_bit_for_bit(tmp_path):
@@ -72,6 +84,7 @@ def test_context_input_uses_its_own_mean_bit_for_bit(tmp_path):
     dm = SegmentationDataModule(PASCALContext, tmp_path, train_split=None, val_split="val", normalization="caffe")
     expected = release_image(tmp_path / "VOC2010" / "JPEGImages" / "2008_000002.jpg", CONTEXT_MEAN)
     assert_bit_exact(first_val_image(dm), expected)
+    assert_float64_rule_differs(tmp_path / "VOC2010" / "JPEGImages" / "2008_000002.jpg", CONTEXT)
 
 
 def test_nyud_color_hha_and_depth_are_the_release_layer_bit_for_bit(tmp_path):
@@ -82,3 +95,4 @@ def test_nyud_color_hha_and_depth_are_the_release_layer_bit_for_bit(tmp_path):
     expected = np.concatenate([release_image(data / "images" / "img_2.png", NYUD_MEAN_BGR),
                                release_hha(data / "hha" / "img_2.png"), release_depth(data / "depth" / "img_2.png")])
     assert_bit_exact(first_val_image(dm), expected)
+    assert_float64_rule_differs(data / "images" / "img_2.png", NYUD_BGR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,22 @@ def check_sizes(image: np.ndarray, mask: np.ndarray, image_path: object, mask_pa
         )
 
 
+@dataclass(frozen=True)
+class CaffeMean:
+    """A release data layer's mean (BGR for colour) and the dtype the layer subtracts it in:
+    voc_layers.py takes a tuple, so ``np.array(mean)`` is float64 and the float32 image minus it is
+    computed in float64 and rounded once; siftflow_, nyud_ and pascalcontext_layers.py build
+    ``np.array(..., dtype=np.float32)`` and subtract in float32 (one ulp apart: 3.8e-6 at 100)."""
+
+    values: tuple[float, ...]
+    dtype: str = "float64"
+
+    def subtract_from(self, pixels: np.ndarray) -> np.ndarray:
+        """``in_ = np.array(im, dtype=np.float32); in_ -= mean`` as the layer computes it (in the
+        mean's dtype; uint8 pixels are exact in both), as float32."""
+        return (pixels.astype(self.dtype) - np.array(self.values, self.dtype)).astype(np.float32)
+
+
 class SegmentationDataset(torch.utils.data.Dataset):
     """Base of the data sets: `ds[i] -> (image uint8 HxWxC, target int64 HxW or dict)`.
 
@@ -159,17 +176,18 @@ class SegmentationDataset(torch.utils.data.Dataset):
     never knows a data set by name: `class_names`, `palette`, `ignore_index`, `heads` (None: one head
     of `num_classes`; SIFT Flow: semantic and geometric), `excluded_classes` (per head, class indices
     left out of scoring), `channels` (per input modality, in stacking order), `caffe_means` (the
-    release's data-layer mean per modality, BGR for colour; none: the Caffe weights' own), `splits`
-    (the split names it ships), `archive` (what data.download=true fetches; None: no download),
-    `benchmark_ids` (the id its benchmark's ground truth gives each class, in class order: what
-    predict.py format=benchmark writes; None: the class indices themselves) and `categories` (the
-    category of each class, scored beside the classes as Cityscapes' evaluator does; None: none).
+    release's data-layer mean per modality, BGR for colour, with the dtype its layer subtracts it in;
+    none: the Caffe weights' own), `splits` (the split names it ships), `archive` (what
+    data.download=true fetches; None: no download), `benchmark_ids` (the id its benchmark's ground
+    truth gives each class, in class order: what predict.py format=benchmark writes; None: the class
+    indices themselves) and `categories` (the category of each class, scored beside the classes as
+    Cityscapes' evaluator does; None: none).
     """
 
     class_names: Sequence[str] = ()
     exif_orientation: str = "refuse"
     ignore_index: int = IGNORE_INDEX
-    caffe_means: Mapping[str, tuple[float, ...]] = {}
+    caffe_means: Mapping[str, CaffeMean] = {}
     splits: tuple[str, ...] = ()
     archive: Archive | None = None
     benchmark_ids: tuple[int, ...] | None = None

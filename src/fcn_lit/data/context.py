@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fcn_lit.data.base import (
+    CaffeMean,
     SegmentationDataset,
     check_sizes,
     packaged_list,
@@ -49,7 +50,7 @@ class PASCALContext(SegmentationDataset):
 
     splits = ("train", "val")
     benchmark_ids = full_label_ids()
-    caffe_means = {"color": (104.007, 116.669, 122.679)}  # pascalcontext_layers.py
+    caffe_means = {"color": CaffeMean((104.007, 116.669, 122.679), "float32")}  # pascalcontext_layers.py
 
     def __init__(self, root: Path | str, split: str = "train", skip_bad_samples: bool = False) -> None:
         super().__init__(root, split, skip_bad_samples)

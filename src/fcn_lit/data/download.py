@@ -36,10 +36,11 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(url: str, dest: Path, md5: str, retries: int = 5) -> Path:
-    """Download `url` to `dest` with a progress bar, resuming `<dest>.part` by HTTP Range; check md5."""
+def fetch(url: str, dest: Path, md5: str | None, retries: int = 5) -> Path:
+    """Download `url` to `dest` with a progress bar, resuming `<dest>.part` by HTTP Range; check md5
+    (None: the publisher gives none, and a file already at `dest` is taken as complete)."""
     dest = Path(dest)
-    if dest.is_file() and md5sum(dest) == md5:
+    if dest.is_file() and (md5 is None or md5sum(dest) == md5):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -55,7 +56,7 @@ def fetch(url: str, dest: Path, md5: str, retries: int = 5) -> Path:
             f"could not download {url} in {retries} tries ({error or 'transfer cut short'}); the partial file "
             f"{part} is kept: run again to resume, or download it by hand to {dest}"
         )
-    actual = md5sum(part)
+    actual = md5 and md5sum(part)
     if actual != md5:
         part.unlink()
         raise DownloadError(

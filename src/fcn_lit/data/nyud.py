@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from fcn_lit.data.base import (
+    CaffeMean,
     SegmentationDataset,
     check_labels,
     check_sizes,
@@ -20,7 +21,7 @@ from fcn_lit.data.base import (
 )
 from fcn_lit.errors import BadSampleError, DataNotFoundError
 
-MEAN_LOG_DEPTH = 7.844  # mean of log(depth in mm) over the training set (nyud_layers.py)
+MEAN_LOG_DEPTH = CaffeMean((7.844,), "float32")  # mean of log(depth in mm) over the training set (nyud_layers.py)
 MODALITY_DIRS = {"color": "images", "hha": "hha", "depth": "depth"}
 MODALITY_CHANNELS = {"color": 3, "hha": 3, "depth": 1}
 NYUD_FIX = (
@@ -40,9 +41,9 @@ def read_depth(path: Path) -> np.ndarray:
     except OSError as err:
         raise BadSampleError(path, f"cannot read the depth image ({err}); re-download it") from err
     # Gupta's depth is filled in; clamp to 1 mm so a stray 0 cannot become -inf. As nyud_layers.py:
-    # float32 log, then `d -= np.array((7.844,))`: subtracted in float64, rounded once.
+    # float32 log, then `d -= self.mean_logd`, a float32 array: subtracted in float32.
     log_depth = np.log(np.maximum(depth, np.float32(1.0)))
-    return (log_depth.astype(np.float64) - MEAN_LOG_DEPTH).astype(np.float32)[..., None]
+    return MEAN_LOG_DEPTH.subtract_from(log_depth)[..., None]
 
 
 class NYUDv2(SegmentationDataset):
@@ -55,7 +56,8 @@ class NYUDv2(SegmentationDataset):
 
     splits = ("train", "val", "test", "trainval")
     # nyud_layers.py: colour BGR, HHA in its own order (depth's log mean is MEAN_LOG_DEPTH, applied on reading).
-    caffe_means = {"color": (116.190, 97.203, 92.318), "hha": (132.431, 94.076, 118.477)}
+    caffe_means = {"color": CaffeMean((116.190, 97.203, 92.318), "float32"),
+                   "hha": CaffeMean((132.431, 94.076, 118.477), "float32")}
 
     @property
     def channels(self) -> dict[str, int]:

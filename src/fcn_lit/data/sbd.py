@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fcn_lit.data.base import (
+    CaffeMean,
     SegmentationDataset,
     check_labels,
     check_sizes,
@@ -39,7 +40,7 @@ class SBD(SegmentationDataset):
     `download=True` fetches benchmark.tgz (or `mirror`: {url, md5}) when the root is empty."""
 
     splits = ("train", "val")
-    caffe_means = {"color": CAFFE.mean}  # as VOC: the ILSVRC mean
+    caffe_means = {"color": CaffeMean(CAFFE.mean)}  # as VOC: the ILSVRC mean
     archive = SBD_BENCHMARK
 
     def __init__(

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fcn_lit.data.base import (
+    CaffeMean,
     IGNORE_INDEX,
     SegmentationDataset,
     check_labels,
@@ -45,7 +46,7 @@ class SIFTFlow(SegmentationDataset):
 
     geometric_names = list(GEOMETRIC_CLASSES)
     splits = ("trainval", "test")
-    caffe_means = {"color": (114.578, 115.294, 108.353)}  # siftflow_layers.py
+    caffe_means = {"color": CaffeMean((114.578, 115.294, 108.353), "float32")}  # siftflow_layers.py
 
     @property
     def heads(self) -> dict[str, int]:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
-from fcn_lit.data.base import IGNORE_INDEX, Target
+from fcn_lit.data.base import IGNORE_INDEX, CaffeMean, Target
 from fcn_lit.models.pretrained import IMAGENET, INCEPTION_MEAN, INCEPTION_STD, Preprocessing, named_preprocessing
 
 BATCHINGS = ("single", "pad", "crop")
@@ -30,7 +30,7 @@ class Normalization:
 
     preprocessing: Preprocessing = IMAGENET
     modalities: tuple[tuple[str, int], ...] = (("color", 3),)
-    caffe_means: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    caffe_means: tuple[tuple[str, CaffeMean], ...] = ()
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         image = np.asarray(image)
@@ -40,11 +40,11 @@ class Normalization:
             start += channels
         return torch.cat(blocks)
 
-    def _mean(self, modality: str) -> tuple[float, ...]:
+    def _mean(self, modality: str) -> CaffeMean:
         p = self.preprocessing
         means = dict(self.caffe_means)
         if not p.dataset_mean or modality not in means and modality == "color":
-            return p.mean
+            return CaffeMean(p.mean)
         if modality not in means:
             raise ValueError(f"{p.name} input needs the data set's mean of {modality!r}; it declares {sorted(means)}")
         return means[modality]
@@ -57,9 +57,8 @@ class Normalization:
             return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32))
         p, pixels = self.preprocessing, pixels[..., self._order(modality)]
         if p.dataset_mean:
-            # The release's layers: `in_ = np.array(im, np.float32)[..., ::-1]; in_ -= mean` with a
-            # float64 mean: subtracted in float64, rounded once to float32. std is 1.
-            x = (pixels.astype(np.float64) - np.asarray(self._mean(modality), np.float64)).astype(np.float32)
+            # The release's layers: `in_ = np.array(im, np.float32)[..., ::-1]; in_ -= mean`. std is 1.
+            x = self._mean(modality).subtract_from(pixels)
             return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
         # torchvision's ImageClassification: convert_image_dtype (x / 255), then normalize.
         x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).to(torch.float32) / p.divisor
@@ -78,20 +77,21 @@ class Normalization:
             return np.clip(np.rint(np.repeat(x[..., :1], 3, axis=-1)), 0, 255).astype(np.uint8)
         if p.input_transform == "googlenet":
             x = (x - (np.asarray(p.mean) - INCEPTION_MEAN) / INCEPTION_STD) / (np.asarray(p.std) / INCEPTION_STD)
-        x = (x * np.asarray(p.std) + np.asarray(self._mean(modality))) * p.divisor
+        x = (x * np.asarray(p.std) + np.asarray(self._mean(modality).values)) * p.divisor
         return np.clip(np.rint(x[..., np.argsort(self._order(modality))]), 0, 255).astype(np.uint8)
 
 
 def build_normalization(
     preprocessing: Preprocessing | str = IMAGENET,
     channels: Mapping[str, int] | None = None,
-    caffe_means: Mapping[str, Sequence[float]] | None = None,
+    caffe_means: Mapping[str, CaffeMean | Sequence[float]] | None = None,
 ) -> Normalization:
     """The normalisation of `preprocessing` (or its name) for images stacking `channels` ({modality:
-    channels}, in order; default RGB), with the data set's `caffe_means`."""
+    channels}, in order; default RGB), with the data set's `caffe_means` (a plain sequence: float64)."""
     if isinstance(preprocessing, str):
         preprocessing = named_preprocessing(preprocessing)
-    means = tuple((m, tuple(float(v) for v in mean)) for m, mean in (caffe_means or {}).items())
+    means = tuple((m, mean if isinstance(mean, CaffeMean) else CaffeMean(tuple(float(v) for v in mean)))
+                  for m, mean in (caffe_means or {}).items())
     return Normalization(preprocessing, tuple((channels or {"color": 3}).items()), means)
 
 

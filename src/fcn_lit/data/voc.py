@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fcn_lit.data.base import (
+    CaffeMean,
     SegmentationDataset,
     check_labels,
     check_sizes,
@@ -43,7 +44,7 @@ class VOC(SegmentationDataset):
     """
 
     splits = ("train", "val", "trainval", "seg11valid")
-    caffe_means = {"color": CAFFE.mean}  # voc_layers.py subtracts the ILSVRC mean
+    caffe_means = {"color": CaffeMean(CAFFE.mean)}  # voc_layers.py subtracts the ILSVRC mean
     archive = VOC2012
 
     def __init__(

@@ -18,11 +18,11 @@ from fcn_lit.training.module import FCNModule, is_lightning_checkpoint
 from fcn_lit.training.tasks import build_datamodule, build_trainer, checkpoint_backbone, load_module, report_scores
 
 
-def check_heads(module: FCNModule, datamodule: Any) -> None:
+def check_heads(module: FCNModule, datamodule: Any, source: object = "the checkpoint") -> None:
     """Raise unless the checkpoint scores the heads and classes of the data set."""
     if module.heads != dict(datamodule.task_heads or {"semantic": datamodule.num_classes}):
         raise ValueError(
-            f"the checkpoint scores {module.heads} classes but data={datamodule.name} has "
+            f"{source} scores {module.heads} classes but data={datamodule.name} has "
             f"{datamodule.task_heads or datamodule.num_classes}: pass the data config the model was trained on"
         )
 
@@ -44,10 +44,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg.data, checkpoint_backbone(checkpoint), train_split=None)
     if not is_lightning_checkpoint(checkpoint):
         console.print(f"pytorch-fcn checkpoint: data.normalization={datamodule.preprocessing} (its weights came from Caffe)")
+    elif "caffemodel" in checkpoint:
+        console.print(f"Caffe release net {checkpoint['caffemodel']['release']}: data.normalization={datamodule.preprocessing}")
     datamodule.prepare_data()
     module = load_module(checkpoint, at_once=cfg.get("at_once"), class_names=datamodule.class_names, source=path,
                          ignore_index=datamodule.ignore_index, excluded_classes=datamodule.excluded_classes)
-    check_heads(module, datamodule)
+    check_heads(module, datamodule, path)
     resolve_trainer(cfg.trainer, module)
     trainer = build_trainer(cfg)
     net, pad_value = module.net, mean_pixel(datamodule.normalization)

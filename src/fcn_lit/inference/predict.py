@@ -56,7 +56,8 @@ class Predictor:
 
 def load_predictor(ckpt_path: str | Path, normalization: str | None = None,
                    data: dict[str, Any] | None = None) -> Predictor:
-    """A ``Predictor`` from a fcn-lit Lightning checkpoint or a pytorch-fcn (wkentaro) ``.pth``.
+    """A ``Predictor`` from a fcn-lit Lightning checkpoint, a pytorch-fcn (wkentaro) ``.pth`` or a
+    Caffe release ``.caffemodel``.
 
     The data set's facts (colours, benchmark ids, Caffe mean) come from ``data`` (a conf/data
     config: ``data=<name>``), else from the run's (its ``config.yaml``, two levels above
@@ -67,7 +68,10 @@ def load_predictor(ckpt_path: str | Path, normalization: str | None = None,
     path = local_checkpoint(ckpt_path)
     checkpoint = load_checkpoint(path)
     lightning = is_lightning_checkpoint(checkpoint)
-    data = dict(data) if data else (_run_data_config(path) if lightning else {})
+    # data=<name> wins; a release .caffemodel says its data set itself; a train.py run's is in its config.yaml.
+    if not data:
+        data = checkpoint["caffemodel"]["data"] if "caffemodel" in checkpoint else _run_data_config(path) if lightning else {}
+    data = dict(data)
     if list(data.get("modalities", ["color"])) != ["color"]:
         raise ValueError(f"{path} was trained on {data['modalities']}: predict reads RGB images only")
     # pytorch-fcn's models were trained on VOC, with the release's Caffe weights.

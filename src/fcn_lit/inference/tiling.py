@@ -174,7 +174,7 @@ def mean_pixel(normalization: Normalization) -> Tensor:
     raw: list[float] = []
     declared: list[bool] = []
     for modality, channels in normalization.modalities:
-        mean = means.get(modality)
+        mean = means[modality].values if modality in means else None
         known = mean is not None and len(mean) == channels
         raw += (list(mean[::-1]) if modality == "color" else list(mean)) if known else [0.0] * channels  # colour: BGR
         declared += [known] * channels

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from fcn_lit.errors import UserError
 from fcn_lit.models.backbones import Trunk
+from fcn_lit.models.caffe.imagenet import imagenet_state_dict as caffemodel_state_dict
 from fcn_lit.models.timm_trunk import WEIGHTS_SOURCE as TIMM
 from fcn_lit.models.timm_trunk import pretrained_cfg
 
@@ -29,11 +30,13 @@ log = logging.getLogger(__name__)
 #   conv3 (384, 256, 3, 3), conv4 (384, 192, 3, 3), conv5 (256, 192, 3, 3), fc6 (4096, 9216) or
 #   the convolutionalized (4096, 256, 6, 6), fc7 (4096, 4096[, 1, 1]), fc8 ignored), weights in
 #   Caffe's BGR channel order; loaded by name (load_caffe_layers). No torchvision weights exist.
+# Either can also be the Caffe release's own .caffemodel (VGG_ILSVRC_16_layers.caffemodel,
+# bvlc_reference_caffenet.caffemodel), read by fcn_lit.models.caffe.imagenet.
 CAFFE_FILES = {"vgg16": "vgg16_from_caffe.pth", "caffenet": "caffenet_from_caffe.pth"}
 CAFFE_LAYOUT = ("caffenet",)  # loaded by layer name rather than in torchvision's order
 # torchvision state-dict prefixes of the classifier layers that FCN discards (fc8, aux heads).
 DISCARDED = {
-    "vgg16": ("classifier.6.",),
+    "vgg16": ("classifier.6.", "fc8."),
     "vgg19": ("classifier.6.",),
     "alexnet": ("classifier.6.",),
     "caffenet": ("fc8.",),
@@ -50,8 +53,8 @@ class Preprocessing:
     then ``input_transform``.
 
     ``dataset_mean``: the Caffe convention, where the release's data layers subtract the data set's
-    own mean (``SegmentationDataset.caffe_means``; ``mean`` where a data set declares none), in
-    float64 with one rounding to float32, as numpy's ``float32_image -= float64_mean``.
+    own mean (``SegmentationDataset.caffe_means``, a ``CaffeMean`` carrying the dtype the layer
+    subtracts in; ``mean`` where a data set declares none, in float64 as voc_layers.py).
     ``input_transform="googlenet"``: torchvision's GoogLeNet ``transform_input``, which its weights
     (converted from TensorFlow) switch on: ImageNet-normalised input mapped to ``(x / 255 - 0.5) / 0.5``.
     """
@@ -144,7 +147,8 @@ def default_caffe_path(backbone: str = "vgg16") -> Path:
 
 def imagenet_state_dict(backbone: str, weights: str = "torchvision", weights_path: str | None = None) -> dict[str, Tensor]:
     """torchvision's ImageNet state dict for ``backbone`` (downloaded into torchvision's cache on
-    first use), or a Caffe-converted state dict (VGG16, CaffeNet) from ``weights_path``."""
+    first use), or a Caffe-converted state dict (VGG16, CaffeNet) from ``weights_path``: a .pth, or
+    the Caffe classifier's own .caffemodel."""
     preprocessing(backbone, weights)  # raises unless the table lists these weights for the trunk
     if weights == "caffe":
         path = Path(weights_path) if weights_path else default_caffe_path(backbone)
@@ -154,6 +158,8 @@ def imagenet_state_dict(backbone: str, weights: str = "torchvision", weights_pat
                 f"from Caffe there ({CAFFE_FILES[backbone]}, layout in fcn_lit.models.pretrained), or "
                 "pass model.backbone.weights_path=<file>."
             )
+        if path.suffix == ".caffemodel":
+            return caffemodel_state_dict(path, backbone)
         return torch.load(path, map_location="cpu", weights_only=True)
     entry = torchvision.models.get_model_weights(backbone).DEFAULT
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(entry.url)

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fcn_lit.errors import UserError
+from fcn_lit.models.caffe.release import caffemodel_checkpoint
 
 
 class CheckpointError(UserError, ValueError):
@@ -70,8 +71,8 @@ def local_checkpoint(spec: str | Path) -> Path:
     path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(
-            f"checkpoint {path} does not exist: give a .ckpt written by train.py, a pytorch-fcn .pth or an "
-            f"http(s):// URL{_previous_hint(path)}"
+            f"checkpoint {path} does not exist: give a .ckpt written by train.py, a pytorch-fcn .pth, a Caffe "
+            f".caffemodel of the FCN release or an http(s):// URL{_previous_hint(path)}"
         )
     return path
 
@@ -80,8 +81,11 @@ def load_checkpoint(spec: str | Path, mmap: bool = False) -> dict[str, Any]:
     """``torch.load(weights_only=True)`` of a local path or URL: a file holding Python objects other
     than tensors and plain containers is refused before anything in it runs. A truncated, corrupt or
     foreign file raises CheckpointError naming it and the previous checkpoint beside it.
-    ``mmap`` maps tensors lazily (a cheap look at a large checkpoint)."""
+    ``mmap`` maps tensors lazily (a cheap look at a large checkpoint). A ``.caffemodel`` of the FCN
+    release is read with protobuf into the same form (``fcn_lit.models.caffe.release.caffemodel_checkpoint``)."""
     path = local_checkpoint(spec)
+    if path.suffix == ".caffemodel":
+        return caffemodel_checkpoint(path)
     try:
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)

@@ -74,12 +74,16 @@ def load_module(checkpoint: dict[str, Any], *, at_once: bool | None = None, clas
     """The one checkpoint loader (eval, predict, export): an FCNModule rebuilt from this project's
     checkpoint (its plain hyperparameters), or from a pytorch-fcn state dict (a VGG16 FCN in Caffe
     alignment with the release's weights; ``class_names`` and ``facts`` such as ``excluded_classes``
-    describe what it scores, by default VOC's 21 classes, else numbered ones)."""
+    describe what it scores, by default VOC's 21 classes, else numbered ones). A release
+    ``.caffemodel`` (read into a checkpoint by ``load_checkpoint``) scores what ``class_names`` and
+    ``facts`` say, by default its release data set's classes."""
     if is_lightning_checkpoint(checkpoint):
+        if "caffemodel" in checkpoint:
+            return FCNModule.from_saved(checkpoint, **({"class_names": list(class_names)} if class_names else {}), **facts)
         return FCNModule.from_saved(checkpoint)
     if "conv1_1.weight" not in checkpoint.get("model_state_dict", checkpoint):
         raise ValueError(f"{source} is neither a fcn-lit checkpoint (hyper_parameters, state_dict) nor a pytorch-fcn "
-                         "state dict: give a .ckpt written by train.py or a pytorch-fcn .pth")
+                         "state dict: give a .ckpt written by train.py, a pytorch-fcn .pth or a release .caffemodel")
     net = import_torchfcn(checkpoint, at_once=at_once)
     classes = net.head.score_fr.out_channels
     if not class_names:
