@@ -18,3 +18,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 # counts as N x accumulate_grad_batches training batches.
 if not OmegaConf.has_resolver("mul"):
     OmegaConf.register_new_resolver("mul", lambda *factors: math.prod(factors))
+# conf/hydra/launcher/slurm.yaml asks SLURM for ${gpus_per_node:accelerator,devices}: no GPUs for a
+# trainer on the CPU (a CPU partition has none to give), else one per device.
+if not OmegaConf.has_resolver("gpus_per_node"):
+    OmegaConf.register_new_resolver(
+        "gpus_per_node", lambda accelerator, devices: None if accelerator == "cpu" else devices)

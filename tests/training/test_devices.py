@@ -103,6 +103,7 @@ def test_without_gpus_the_flagship_stops_at_once_naming_the_cpu_configs(tmp_path
 def test_every_trainer_config_composes_and_resolves(option, tmp_path, monkeypatch):
     cfg = compose_config(tmp_path, [f"trainer={option}"])
     assert settings(cfg.trainer) == COMPOSED[option]
+    assert cfg.trainer.num_nodes == 1  # set as `trainer.num_nodes=N` (torchrun --nnodes=N, SLURM)
     plain, batchnorm = nets()
     for available, expected in ((False, ON_CPU[option]), (True, ON_GPUS[option])):
         monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)
