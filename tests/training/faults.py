@@ -56,3 +56,16 @@ class SignalSelf(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
             os.kill(os.getpid(), self.signum)
+
+
+class ScaleScores(Callback):
+    """Multiply the score layer's weights by ``factor`` at the end of training batch ``batch`` of
+    ``epoch`` (after its optimizer step): a diverged update, as the next loss will show."""
+
+    def __init__(self, epoch: int, batch: int, factor: float) -> None:
+        self.epoch, self.batch, self.factor = epoch, batch, factor
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            with torch.no_grad():
+                pl_module.net.head.score_fr.weight.mul_(self.factor)
