@@ -230,9 +230,10 @@ def set_rng_states(states: dict[str, Any]) -> None:
 class ResumeRandomState(Callback):
     """Saves the global random state (dropout, loss sampling) with each checkpoint and restores it
     when a fit resumes from one. Lightning restores weights, optimizer and loop counters, not the
-    random state; the training order is seeded per epoch by the data module. With
-    ``trainer.deterministic=true`` a run resumed from a checkpoint written after a validation ends
-    with the uninterrupted run's weights and metrics (single process; under DDP rank 0's state).
+    random state; the training order is seeded per epoch by the data module, and continues after
+    the batches done when the checkpoint was written mid-epoch. With ``trainer.deterministic=true``
+    a resumed run ends with the uninterrupted run's weights and metrics (single process; under DDP
+    rank 0's state, and a mid-epoch checkpoint starts the epoch's order over).
     """
 
     def __init__(self) -> None:
@@ -249,3 +250,9 @@ class ResumeRandomState(Callback):
         if self._pending is not None:
             set_rng_states(self._pending)
             self._pending = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The training loader's position in the epoch (fcn_lit.data.datamodule.ResumableLoader), before
+        # its first batch: Lightning applies it only when it builds the loader after restoring the
+        # loops, not when configure_optimizers built it first (a schedule's estimated_stepping_batches).
+        trainer.fit_loop._load_combined_loader_states()

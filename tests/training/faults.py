@@ -69,3 +69,16 @@ class ScaleScores(Callback):
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
             with torch.no_grad():
                 pl_module.net.head.score_fr.weight.mul_(self.factor)
+
+
+class Stall(Callback):
+    """At the start of training batch ``batch`` of ``epoch``: create the file ``ready``, then sleep
+    a minute (a long batch, during which the test sends its signals)."""
+
+    def __init__(self, epoch: int, batch: int, ready: str) -> None:
+        self.epoch, self.batch, self.ready = epoch, batch, Path(ready)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            self.ready.touch()
+            time.sleep(60)
