@@ -161,9 +161,15 @@ def check_resumable(checkpoint: dict[str, Any], path: str | Path, module: L.Ligh
 
 
 def logged_steps(checkpoint: dict[str, Any]) -> int:
-    """The logger step a run resumed from ``checkpoint`` logs next (Lightning's _batches_that_stepped)."""
-    loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
-    return int(loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+    """The logger step a run resumed from ``checkpoint`` logs next (Lightning's _batches_that_stepped,
+    plus the batch a checkpoint saved at a batch's end, e.g. SLURM's hpc_ckpt, had not counted yet:
+    Lightning adds it when it restores)."""
+    fit = checkpoint.get("loops", {}).get("fit_loop", {})
+    stepped = fit.get("epoch_loop.state_dict", {}).get("_batches_that_stepped")
+    if stepped is None:
+        return int(checkpoint.get("global_step", 0))
+    batches = fit.get("epoch_loop.batch_progress", {}).get("total", {})
+    return int(stepped) + int(batches.get("processed", 0) == batches.get("completed", 0) + 1)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

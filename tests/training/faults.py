@@ -82,3 +82,16 @@ class Stall(Callback):
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
             self.ready.touch()
             time.sleep(60)
+
+
+class Pause(Callback):
+    """At the end of training batch ``batch`` of ``epoch``: create the file ``ready``, then sleep
+    ``seconds`` (signals sent meanwhile are handled at once)."""
+
+    def __init__(self, epoch: int, batch: int, ready: str, seconds: float) -> None:
+        self.epoch, self.batch, self.ready, self.seconds = epoch, batch, Path(ready), seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
+            self.ready.touch()
+            time.sleep(self.seconds)
