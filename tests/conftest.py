@@ -24,10 +24,12 @@ def tiny_cfg(tmp_path):
 def slurm_missing() -> str | None:
     """Why no SLURM cluster answers here, or None when one does (a partition is up)."""
     try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
-        partitions = subprocess.run(["sinfo", "--noheader", "--format=%a"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as error:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
+        partitions = subprocess.run(["sinfo", "--noheader", "--format=%a"], capture_output=True, text=True, timeout=10)
+    except OSError as error:
         return f"no SLURM client here ({error})"
+    except subprocess.TimeoutExpired as error:
+        return f"`{' '.join(error.cmd)}` did not answer within {error.timeout:g} s"
     if "is UP" not in ping.stdout:
         return f"slurmctld does not answer: {(ping.stdout + ping.stderr).strip()}"
     if "up" not in partitions.stdout.split():
