@@ -1,9 +1,10 @@
-"""Preemption as a cluster does it: a real signal mid-epoch writes last.ckpt and exits non-zero; a
-second process (this one) refuses the busy run directory; `ckpt_path=last` with a new lr resumes
-mid-epoch with that lr, keeping the logs and the original config."""
+"""Preemption as a cluster does it, and Ctrl-C: a real signal mid-epoch writes last.ckpt and exits
+non-zero; a second process (this one) refuses the busy run directory; `ckpt_path=last` with a new lr
+resumes mid-epoch with that lr, keeping the logs and the original config; Ctrl-C prints the command
+that resumes, which finishes the run, and a second Ctrl-C stops at once; a run stopped mid-epoch
+resumes to the uninterrupted run's weights."""
 
 import csv
-import json
 import logging
 import shlex
 import signal
