@@ -6,6 +6,7 @@ tests/test_readme_commands.py, marked `slurm` too.)"""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,8 +44,8 @@ def test_sigusr1_requeues_the_job_which_resumes_to_the_result_of_a_run_never_sto
     data = generate_synthetic(tmp_path / "synthetic", seed=0, num_train=16, num_val=4, size=48)
     overrides = [*TINY, f"data.root={data}", *EXACT]
     ready, sweep = tmp_path / "ready", tmp_path / "sweep"
-    pause = ["+callbacks.pause._target_=faults.Pause", "+callbacks.pause.epoch=1", "+callbacks.pause.batch=0",
-             f"+callbacks.pause.ready={ready}", "+callbacks.pause.seconds=5"]
+    pause = ["+callbacks.pause._target_=faults.WaitForSignalHandled", "+callbacks.pause.epoch=1",
+             "+callbacks.pause.batch=0", f"+callbacks.pause.ready={ready}", f"+callbacks.pause.signum={int(signal.SIGUSR1)}"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests" / "training")])}
     sweep_run = subprocess.Popen(
         [sys.executable, str(REPO / "train.py"), "-m", *ON_THE_CLUSTER, *overrides, *pause, f"hydra.sweep.dir={sweep}"],
@@ -69,7 +70,7 @@ def test_sigusr1_requeues_the_job_which_resumes_to_the_result_of_a_run_never_sto
     log = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*.err"))
     assert "DUE TO JOB REQUEUE" in log and "Requeued SLURM job" in log
     hpc = torch.load(run_dir / "hpc_ckpt_1.ckpt", weights_only=True)
-    assert (hpc["epoch"], hpc["global_step"]) == (1, 6)  # at the end of the batch after the signal, mid-epoch
+    assert (hpc["epoch"], hpc["global_step"]) == (1, 6)  # at the end of the batch after the signal's, mid-epoch
     [resume] = OmegaConf.to_container(OmegaConf.load(run_dir / "resumes.yaml"))
     assert (resume["checkpoint"], resume["step"]) == (str(run_dir / "hpc_ckpt_1.ckpt"), 6)
 

@@ -84,14 +84,28 @@ class Stall(Callback):
             time.sleep(60)
 
 
-class Pause(Callback):
-    """At the end of training batch ``batch`` of ``epoch``: create the file ``ready``, then sleep
-    ``seconds`` (signals sent meanwhile are handled at once)."""
 
-    def __init__(self, epoch: int, batch: int, ready: str, seconds: float) -> None:
-        self.epoch, self.batch, self.ready, self.seconds = epoch, batch, Path(ready), seconds
+class WaitForSignalHandled(Callback):
+    """At the end of training batch ``batch`` of ``epoch``: create the file ``ready``, then wait (at
+    most a minute) until signal ``signum`` arrives; the handler installed before this one (the
+    run's own) handles it too."""
+
+    def __init__(self, epoch: int, batch: int, ready: str, signum: int) -> None:
+        self.epoch, self.batch, self.ready, self.signum = epoch, batch, Path(ready), signum
+        self.arrived = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch):
-            self.ready.touch()
-            time.sleep(self.seconds)
+        if (trainer.current_epoch, batch_idx) != (self.epoch, self.batch):
+            return
+        handler = signal.getsignal(self.signum)
+
+        def note(signum, frame):
+            self.arrived = True
+            handler(signum, frame)
+
+        signal.signal(self.signum, note)
+        self.ready.touch()
+        deadline = time.monotonic() + 60
+        while not self.arrived and time.monotonic() < deadline:
+            time.sleep(0.02)
+        signal.signal(self.signum, handler)
