@@ -51,11 +51,8 @@ class CheckpointOnSignal(Callback):
         # After Lightning registered its handlers: a SIGUSR1 handler there is SLURM's auto-requeue.
         # Lightning restores the previous handlers when the fit ends.
         requeue = signal.getsignal(signal.SIGUSR1)
-        if requeue in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGUSR1, self._as_sigterm)
-        else:
-            self._requeue = requeue
-            signal.signal(signal.SIGUSR1, self._ask_requeue)
+        self._requeue = None if requeue in (signal.SIG_DFL, None) else requeue
+        signal.signal(signal.SIGUSR1, self._as_sigterm if self._requeue is None else self._ask_requeue)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, self._as_sigterm)
 
@@ -71,7 +68,10 @@ class CheckpointOnSignal(Callback):
         self._requeue_asked = True
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        if self._requeue_asked and self._requeue is not None:
+        if self._requeue is None:
+            return
+        # Every rank at the same batch (the signal may reach them a batch apart): the save is collective.
+        if trainer.strategy.reduce_boolean_decision(self._requeue_asked, all=False):
             self._requeue_asked = False
             # Lightning's auto-requeue: hpc_ckpt_<n>.ckpt at this batch boundary, then `scontrol requeue`
             # (SLURM then stops this job with SIGTERM and starts it again).
