@@ -1,7 +1,8 @@
 """Training through a real SLURM scheduler (tests/cluster/start_slurm.sh starts a one-node cluster):
 a job that gets SIGUSR1 mid-epoch, as `#SBATCH --signal=USR1@90` sends it before the time limit,
 is requeued by Lightning, resumes from its hpc checkpoint and ends with the steps, weights and
-metrics of a run that was never stopped. (The README's CPU-partition sweep runs in
+metrics of a run that was never stopped; the launcher follows it with squeue, the cluster keeping
+no accounting. (The README's CPU-partition sweep runs in
 tests/test_readme_commands.py, marked `slurm` too.)"""
 
 import json
@@ -65,6 +66,9 @@ def test_sigusr1_requeues_the_job_which_resumes_to_the_result_of_a_run_never_sto
         if sweep_run.poll() is None:
             sweep_run.kill()
     assert sweep_run.returncode == 0, out[-4000:]
+    # No accounting on this cluster: said once, no warnings at every poll of the job's state.
+    assert out.count("accounting storage is disabled") == 1 and "Bypassing sacct error" not in out, out[-4000:]
+    assert "submitit follows the jobs with squeue" in out
 
     run_dir = sweep / "0"
     log = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*.err"))
