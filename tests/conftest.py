@@ -1,4 +1,8 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the `slurm` mark: those tests need a SLURM cluster that answers."""
+
+import functools
+import os
+import subprocess
 
 import pytest
 from omegaconf import DictConfig
@@ -14,3 +18,29 @@ def tiny_cfg(tmp_path):
         return compose_config(tmp_path / run, [*TINY, data_root, *overrides])
 
     return make
+
+
+@functools.cache
+def slurm_missing() -> str | None:
+    """Why no SLURM cluster answers here, or None when one does (a partition is up)."""
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10)
+        partitions = subprocess.run(["sinfo", "--noheader", "--format=%a"], capture_output=True, text=True, timeout=10)
+    except OSError as error:
+        return f"no SLURM client here ({error})"
+    except subprocess.TimeoutExpired as error:
+        return f"`{' '.join(error.cmd)}` did not answer within {error.timeout:g} s"
+    if "is UP" not in ping.stdout:
+        return f"slurmctld does not answer: {(ping.stdout + ping.stderr).strip()}"
+    if "up" not in partitions.stdout.split():
+        return f"no SLURM partition is up: {(partitions.stdout + partitions.stderr).strip()}"
+    return None
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("slurm") is None or (reason := slurm_missing()) is None:
+        return
+    reason += " (start one with: sudo bash tests/cluster/start_slurm.sh)"
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"CI runs the SLURM tests, but {reason}", pytrace=False)
+    pytest.skip(reason)

@@ -52,7 +52,8 @@ class Command:
         """The words the shell passes (quotes removed); `python` is this interpreter, `jupyter` its
         environment's."""
         words = shlex.split(self.text)
-        programs = {"python": sys.executable, "jupyter": str(Path(sys.executable).with_name("jupyter"))}
+        programs = {"python": sys.executable, **{name: str(Path(sys.executable).with_name(name))
+                                                 for name in ("jupyter", "torchrun")}}
         return [programs.get(w, w) if i == 0 else w for i, w in enumerate(words)]
 
 
@@ -92,12 +93,17 @@ def strip_comment(line: str) -> str:
     return line
 
 
+def script_index(argv: list[str]) -> int | None:
+    """Where the Hydra entry point is in ``argv`` (1 after `python`, later after torchrun's options)."""
+    return next((i for i, word in enumerate(argv[1:], 1) if Path(word).name in ENTRY_CONFIGS), None)
+
+
 def entry_overrides(argv: list[str]) -> tuple[str, list[str], bool]:
-    """(config name, overrides, multirun) of `python <entry>.py [-m] <overrides>`."""
-    script = Path(argv[1]).name
-    if script not in ENTRY_CONFIGS:
-        raise ValueError(f"{argv[1]} is not a Hydra entry point ({', '.join(ENTRY_CONFIGS)})")
-    args = argv[2:]
+    """(config name, overrides, multirun) of `python <entry>.py [-m] <overrides>` (or `torchrun ... <entry>.py ...`)."""
+    index = script_index(argv)
+    if index is None:
+        raise ValueError(f"{shlex.join(argv)} runs no Hydra entry point ({', '.join(ENTRY_CONFIGS)})")
+    script, args = Path(argv[index]).name, argv[index + 1:]
     multirun = any(a in ("-m", "--multirun") for a in args)
     return ENTRY_CONFIGS[script], [a for a in args if a not in ("-m", "--multirun")], multirun
 
@@ -168,8 +174,9 @@ class Sandbox:
     def files(self) -> set[Path]:
         return {p.relative_to(self.root) for p in self.root.rglob("*") if p.is_file() and not p.is_symlink()}
 
-    def run(self, argv: list[str], key: str | None = None) -> Result:
-        """Run ``argv`` in the sandbox once (cached under ``key``, default the command line).
+    def run(self, argv: list[str], key: str | None = None, copies: int = 1) -> Result:
+        """Run ``argv`` in the sandbox once (cached under ``key``, default the command line);
+        ``copies`` > 1: that many at once (the nodes of a torchrun job), their outputs joined.
 
         ``python <script>`` and ``python -m <module>`` run in this process, as the interpreter would
         run them (runpy, sys.argv, the sandbox as working directory and PROJECT_ROOT): importing torch
@@ -178,12 +185,14 @@ class Sandbox:
         key = key or shlex.join(argv)
         if key not in self.results:
             before, start = self.files(), time.perf_counter()
-            if argv[0] == sys.executable:
+            if argv[0] == sys.executable and copies == 1:
                 returncode, output = self._run_python(argv[1:])
             else:
-                done = subprocess.run(argv, cwd=self.root, env=self.env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, timeout=600)
-                returncode, output = done.returncode, done.stdout
+                started = [subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, text=True) for _ in range(copies)]
+                outputs = [process.communicate(timeout=600)[0] for process in started]
+                returncode = next((p.returncode for p in started if p.returncode), 0)
+                output = "\n".join(outputs)
             self.results[key] = Result(key, returncode, output, sorted(self.files() - before),
                                        round(time.perf_counter() - start, 1))
         return self.results[key]

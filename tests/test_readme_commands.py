@@ -32,7 +32,7 @@ import pytest
 from PIL import Image
 
 from caffe_nets import write_small_caffemodel
-from readme_commands import REPO, Command, Result, Sandbox, compose_jobs, readme_commands, select
+from readme_commands import REPO, Command, Result, Sandbox, compose_jobs, readme_commands, script_index, select
 
 from fcn_lit.data.palette import save_index_png
 
@@ -67,6 +67,8 @@ class Run:
     prints: tuple[str, ...] = ()  # text the output must hold
     after: str | None = None  # a Make entry the README runs first (checked and run here first)
     setup: Callable[[Sandbox], None] | None = None  # prepares the sandbox first (files the command reads)
+    slurm: bool = False  # runs its jobs on a SLURM cluster: marked `slurm`
+    nodes: int = 1  # started that many times at once, one per node (torchrun --nnodes)
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,12 @@ COMMANDS: dict[str, Run | Compose | Make] = {
         "SLURM and 4 GPUs", {"hydra.launcher.tasks_per_node": 4, "hydra.launcher.gpus_per_node": 4,
                              "trainer.strategy": "ddp", "trainer.accelerator": "gpu", "trainer.devices": 4,
                              "trainer.precision": "auto", "trainer.sync_batchnorm": "auto"}, jobs=2),
+    # The test cluster (tests/cluster/start_slurm.sh) may have 2 CPUs: one per job.
+    "python train.py -m hydra/launcher=slurm trainer=cpu hydra.launcher.partition=cpu hydra.launcher.cpus_per_task=4 "
+    "hydra.launcher.mem_gb=8 model=fcn32s,fcn8s": Run(
+        extra=("hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"), slurm=True),
+    "torchrun --nnodes=2 --nproc_per_node=1 --rdzv_backend=c10d --rdzv_endpoint=127.0.0.1:29400 --rdzv_id=fcn "
+    "train.py trainer=ddp_cpu trainer.devices=1 trainer.num_nodes=2": Run(nodes=2),
     "python train.py hparams_search=voc_optuna data=voc_sbd trainer=gpu": Compose(
         "a GPU and VOC + SBD", {**GPU_TRAINER, "data.name": "voc_sbd", "hydra.sweeper.direction": "maximize",
                                 "hydra.sweeper.study_name": "voc_fcn"}),
@@ -219,13 +227,15 @@ def with_tiny(argv: list[str], extra: tuple[str, ...] = ()) -> list[str]:
     """Commands taking train.py's overrides (train.py, ``-m fcn_lit.data.browse``) get TINY and
     ``extra`` for the keys they do not set; eval.py gets TINY's data keys (the sandbox's synthetic
     set as the trained run generated it); others run as typed."""
-    if Path(argv[1]).name == "eval.py":  # the synthetic set's keys, unless the command names its data
+    index = script_index(argv)
+    script = Path(argv[index]).name if index else None
+    if script == "eval.py":  # the synthetic set's keys, unless the command names its data
         tiny = () if any(a.startswith("data=") for a in argv[2:]) else tuple(o for o in TINY if o.startswith("data."))
-    elif Path(argv[1]).name == "train.py" or argv[1:3] == ["-m", "fcn_lit.data.browse"]:
+    elif script == "train.py" or argv[1:3] == ["-m", "fcn_lit.data.browse"]:
         tiny = TINY
     else:
         return argv
-    own = {_key(a) for a in argv[2:]}
+    own = {_key(a) for a in argv[(index or 1) + 1:]}
     return [*argv, *(o for o in tiny if _key(o) not in own), *extra]
 
 
@@ -261,7 +271,7 @@ def run_readme_command(sandbox: Sandbox, text: str) -> Result:
         sweep = run_readme_command(sandbox, SWEEP)
         assert sweep.returncode == 0, sweep.output[-3000:]
         text = text.replace("<sweep>", str(sandbox.root / sweep.created("logs/**/metrics.json")[0].parents[1]))
-    return sandbox.run(with_tiny(Command(text, 0).argv, check.extra), key=text)
+    return sandbox.run(with_tiny(Command(text, 0).argv, check.extra), key=text, copies=check.nodes)
 
 
 def trained_run(sandbox: Sandbox) -> Path:
@@ -276,7 +286,8 @@ def check_run(sandbox: Sandbox, command: Command, check: Run) -> None:
         pytest.skip(f"real samples not found at {REPO.parent / 'shared' / 'realdata'}")
     result = run_readme_command(sandbox, command.text)
     assert result.returncode == 0, f"{command.where} `{command.text}` failed:\n{result.output[-4000:]}"
-    if Path(command.argv[1]).name == "train.py":
+    index = script_index(command.argv)
+    if index and Path(command.argv[index]).name == "train.py":
         jobs = compose_jobs(with_tiny(command.argv, check.extra))
         trials = select(jobs[0], "hydra.sweeper.n_trials")  # an Optuna sweep runs its trials
         expected = trials if isinstance(trials, int) else len(jobs)
@@ -331,8 +342,10 @@ def _params() -> list[Any]:
     params = []
     for command in readme_commands():
         check = COMMANDS.get(command.text)
-        slow = isinstance(check, Run | Make)
-        params.append(pytest.param(command, id=command.where, marks=[pytest.mark.slow] if slow else []))
+        marks = [pytest.mark.slow] if isinstance(check, Run | Make) else []
+        if isinstance(check, Run) and check.slurm:
+            marks.append(pytest.mark.slurm)
+        params.append(pytest.param(command, id=command.where, marks=marks))
     return params
 
 

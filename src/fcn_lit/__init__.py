@@ -34,6 +34,11 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 # counts as N x accumulate_grad_batches training batches.
 if not OmegaConf.has_resolver("mul"):
     OmegaConf.register_new_resolver("mul", lambda *factors: math.prod(factors))
+# conf/hydra/launcher/slurm.yaml asks SLURM for ${gpus_per_node:accelerator,devices}: no GPUs for a
+# trainer on the CPU (a CPU partition has none to give), else one per device.
+if not OmegaConf.has_resolver("gpus_per_node"):
+    OmegaConf.register_new_resolver(
+        "gpus_per_node", lambda accelerator, devices: None if accelerator == "cpu" else devices)
 
 # Where each module lived before the one-package-per-stage layout: the import paths, Hydra
 # `_target_`s and callback paths that earlier configs and checkpoints name still resolve.

@@ -34,6 +34,19 @@ def test_slurm_launcher_starts_one_task_per_gpu():
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (8, 8, 2)
 
 
+# trainer config -> the SLURM request (nodes, tasks per node, GPUs per node): no GPUs on the CPU.
+SLURM_REQUESTS = {"default": (1, 1, 1), "cpu": (1, 1, None), "gpu": (1, 1, 1), "ddp": (1, 4, 4), "ddp_cpu": (1, 2, None)}
+
+
+@pytest.mark.parametrize("option", sorted(SLURM_REQUESTS))
+def test_the_slurm_launcher_composes_with_every_trainer(option):
+    for nodes in (1, 3):
+        cfg = compose_with_hydra("hydra/launcher=slurm", f"trainer={option}", f"trainer.num_nodes={nodes}")
+        launcher = cfg.hydra.launcher
+        expected = (nodes, *SLURM_REQUESTS[option][1:])
+        assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == expected
+
+
 @pytest.mark.parametrize("search", ["voc_optuna", "quickstart_optuna"])
 def test_optuna_search_space_names_existing_keys(search):
     cfg = compose_with_hydra(f"hparams_search={search}", "experiment=quickstart")

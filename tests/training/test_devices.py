@@ -103,6 +103,7 @@ def test_without_gpus_the_flagship_stops_at_once_naming_the_cpu_configs(tmp_path
 def test_every_trainer_config_composes_and_resolves(option, tmp_path, monkeypatch):
     cfg = compose_config(tmp_path, [f"trainer={option}"])
     assert settings(cfg.trainer) == COMPOSED[option]
+    assert cfg.trainer.num_nodes == 1  # set as `trainer.num_nodes=N` (torchrun --nnodes=N, SLURM)
     plain, batchnorm = nets()
     for available, expected in ((False, ON_CPU[option]), (True, ON_GPUS[option])):
         monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)
@@ -127,3 +128,17 @@ def test_resolved_cpu_trainers_build_a_lightning_trainer(option, tmp_path, no_gp
     assert trainer.num_devices == cfg.trainer.devices
     assert type(trainer.strategy).__name__ == ("DDPStrategy" if option == "ddp_cpu" else "SingleDeviceStrategy")
     assert trainer.precision == "32-true"
+
+
+def test_under_torchrun_the_trainer_must_match_the_processes_started(tmp_path, monkeypatch):
+    """`torchrun --nnodes=2 --nproc_per_node=1` with ddp_cpu's trainer.devices=2 stops before the data, naming the fix."""
+    for name, value in {"RANK": "1", "GROUP_RANK": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+                        "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "fcn"}.items():
+        monkeypatch.setenv(name, value)
+    for overrides, fix in ((["trainer.num_nodes=2"], "trainer.devices=1 trainer.num_nodes=2"),
+                           (["trainer.devices=1"], "trainer.devices=1 trainer.num_nodes=2")):
+        cfg = compose_config(tmp_path, ["trainer=ddp_cpu", *overrides])
+        with pytest.raises(DeviceError, match="--nproc_per_node=1 --nnodes=2") as error:
+            check_devices(cfg.trainer)
+        assert str(error.value).endswith(f"set {fix}")
+    check_devices(compose_config(tmp_path, ["trainer=ddp_cpu", "trainer.devices=1", "trainer.num_nodes=2"]).trainer)

@@ -1,4 +1,4 @@
-"""The NaN guard's advice works as printed (a lower lr and ckpt_path=last), and the resumed runs
+"""The divergence guard's advice works as printed (a lower lr and ckpt_path=last), and the resumed runs
 continue one history: CSV rows, TensorBoard events and the same W&B run."""
 
 import csv
@@ -9,7 +9,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from fcn_lit.training.guards import NonFiniteLossError
+from fcn_lit.training.guards import DivergenceError
 from fcn_lit.training.train import train
 
 COMMON = ["logger=wandb", "+logger.tensorboard._target_=fcn_lit.experiments.loggers.TensorBoardLogger",
@@ -24,13 +24,14 @@ def test_the_nan_guards_advice_works_and_the_history_continues(tiny_cfg, monkeyp
     monkeypatch.setenv("WANDB_SILENT", "true")
     run_dir = Path(train(tiny_cfg("trainer.max_epochs=1", "model.optimizer.lr=1e-9", *COMMON))["run_dir"])
 
-    with pytest.raises(NonFiniteLossError) as diverged:
+    with pytest.raises(DivergenceError) as diverged:
         train(tiny_cfg("trainer.max_epochs=2", "ckpt_path=last", "model.optimizer.lr=1e35", *COMMON))
     advice = str(diverged.value)
-    assert "Lower model.optimizer.lr" in advice and "resume with ckpt_path=last" in advice
+    assert "(step 4): resume from it with a lower lr, in the same hydra.run.dir: ckpt_path=last model.optimizer.lr=1e-10" in advice
 
     # Exactly as printed: a lower lr, ckpt_path=last. The resumed run trains with that lr and stays finite.
-    train(tiny_cfg("trainer.max_epochs=2", "ckpt_path=last", "model.optimizer.lr=1e-10", *COMMON))
+    printed = advice.rsplit("hydra.run.dir: ", 1)[1].split()
+    train(tiny_cfg("trainer.max_epochs=2", *printed, *COMMON))
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 8
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from fcn_lit.training.guards import NonFiniteLossError
+from fcn_lit.training.guards import DivergenceError
 from fcn_lit.training.staged import train_staged
 from fcn_lit.training.train import train
 
@@ -63,7 +63,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_cfg):
     poison = ["+callbacks.poison._target_=faults.PoisonScores", "+callbacks.poison.epoch=1",
               "+callbacks.poison.batch=1"]
     cfg = tiny_cfg("trainer.max_epochs=2", "model.loss.normalize=false", "model.optimizer.lr=1e-4", *FAST, *poison)
-    with pytest.raises(NonFiniteLossError) as error:
+    with pytest.raises(DivergenceError) as error:
         train(cfg)
     message = str(error.value)
     assert "lr=0.0001" in message and "normalize=false" in message and "1e-10" in message

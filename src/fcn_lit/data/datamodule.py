@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -19,6 +20,8 @@ from fcn_lit.data import transforms as T
 from fcn_lit.data.base import SegmentationDataset
 from fcn_lit.data.images import ORIENTATION_CHOICES
 from fcn_lit.errors import DataNotFoundError, SplitFileError
+
+log = logging.getLogger(__name__)
 
 # What to set instead of an empty split file, and what it does.
 NO_SPLIT = {
@@ -208,7 +211,7 @@ class SegmentationDataModule(L.LightningDataModule):
         batch_size = 1 if self.batching == "single" else self.batch_size
         dataset = T.TransformedDataset(dataset, transform)
         sampler = _training_sampler(dataset) if train else _evaluation_sampler(dataset)
-        return DataLoader(
+        return (ResumableLoader if train else DataLoader)(
             dataset,
             batch_size=batch_size,
             shuffle=train and sampler is None,
@@ -234,6 +237,46 @@ class SegmentationDataModule(L.LightningDataModule):
         return self._loader("test", train=False)
 
 
+class ResumableSampler(DistributedSampler):
+    """A DistributedSampler that can start one epoch's order after its first ``skip`` samples."""
+
+    _skip: tuple[int, int] | None = None  # (epoch, samples)
+
+    def skip(self, epoch: int, samples: int) -> None:
+        self._skip = (epoch, samples)
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        skip, self._skip = self._skip, None
+        return iter(indices[skip[1]:] if skip and skip[0] == self.epoch else indices)
+
+
+class ResumableLoader(DataLoader):
+    """The training loader. Its state (the epoch and the batches drawn from it) goes into every
+    checkpoint (Lightning saves a loader's state_dict); a fit resumed from a checkpoint written
+    mid-epoch (preemption, Ctrl-C, validation every N steps) starts that epoch's order after the
+    batches it already trained on, as the uninterrupted run goes on. Under DDP, Lightning's own
+    sampler starts the epoch over (said in the log)."""
+
+    _drawn = 0
+
+    def __iter__(self):
+        self._drawn = 0
+        for batch in super().__iter__():
+            self._drawn += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(getattr(self.sampler, "epoch", 0)), "drawn": self._drawn}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if isinstance(self.sampler, ResumableSampler):
+            self.sampler.skip(state["epoch"], state["drawn"] * self.batch_size)
+        elif state["drawn"]:
+            log.warning("Resuming mid-epoch under DDP: epoch %d's order starts over (%d batches were done)",
+                        state["epoch"], state["drawn"])
+
+
 def _training_sampler(dataset: Dataset) -> DistributedSampler | None:
     """One process: a shuffle seeded by (seed, epoch), which Lightning advances with set_epoch, so a run
     resumed from a checkpoint sees the order of an uninterrupted one. Under DDP Lightning injects its
@@ -241,7 +284,7 @@ def _training_sampler(dataset: Dataset) -> DistributedSampler | None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return None
     seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-    return DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
+    return ResumableSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
 
 
 def _evaluation_sampler(dataset: Dataset) -> UnrepeatedDistributedSampler | None:

@@ -165,9 +165,15 @@ def check_resumable(checkpoint: dict[str, Any], path: str | Path, module: L.Ligh
 
 
 def logged_steps(checkpoint: dict[str, Any]) -> int:
-    """The logger step a run resumed from ``checkpoint`` logs next (Lightning's _batches_that_stepped)."""
-    loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
-    return int(loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
+    """The logger step a run resumed from ``checkpoint`` logs next (Lightning's _batches_that_stepped,
+    plus the batch a checkpoint saved at a batch's end, e.g. SLURM's hpc_ckpt, had not counted yet:
+    Lightning adds it when it restores)."""
+    fit = checkpoint.get("loops", {}).get("fit_loop", {})
+    stepped = fit.get("epoch_loop.state_dict", {}).get("_batches_that_stepped")
+    if stepped is None:
+        return int(checkpoint.get("global_step", 0))
+    batches = fit.get("epoch_loop.batch_progress", {}).get("total", {})
+    return int(stepped) + int(batches.get("processed", 0) == batches.get("completed", 0) + 1)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -234,9 +240,10 @@ def set_rng_states(states: dict[str, Any]) -> None:
 class ResumeRandomState(Callback):
     """Saves the global random state (dropout, loss sampling) with each checkpoint and restores it
     when a fit resumes from one. Lightning restores weights, optimizer and loop counters, not the
-    random state; the training order is seeded per epoch by the data module. With
-    ``trainer.deterministic=true`` a run resumed from a checkpoint written after a validation ends
-    with the uninterrupted run's weights and metrics (single process; under DDP rank 0's state).
+    random state; the training order is seeded per epoch by the data module, and continues after
+    the batches done when the checkpoint was written mid-epoch. With ``trainer.deterministic=true``
+    a resumed run ends with the uninterrupted run's weights and metrics (single process; under DDP
+    rank 0's state, and a mid-epoch checkpoint starts the epoch's order over).
     """
 
     def __init__(self) -> None:
@@ -253,3 +260,9 @@ class ResumeRandomState(Callback):
         if self._pending is not None:
             set_rng_states(self._pending)
             self._pending = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The training loader's position in the epoch (fcn_lit.data.datamodule.ResumableLoader), before
+        # its first batch: Lightning applies it only when it builds the loader after restoring the
+        # loops, not when configure_optimizers built it first (a schedule's estimated_stepping_batches).
+        trainer.fit_loop._load_combined_loader_states()

@@ -11,9 +11,11 @@ asking for more than one device stops at once and names the CPU configs.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import torch
+from lightning.fabric.plugins.environments import TorchElasticEnvironment
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
@@ -31,7 +33,9 @@ class DeviceError(UserError, RuntimeError):
 
 def check_devices(trainer: DictConfig) -> None:
     """Stop at once when the trainer asks for GPUs (explicitly, or several devices on `auto`) and
-    this machine has none: Lightning would otherwise start CPU processes or fail later."""
+    this machine has none: Lightning would otherwise start CPU processes or fail later; or when
+    torchrun started another number of processes than trainer.devices x trainer.num_nodes."""
+    check_torchrun_layout(trainer)
     accelerator = str(trainer.get("accelerator", AUTO))
     if accelerator not in (AUTO, "gpu", "cuda") or torch.cuda.is_available():
         return
@@ -44,6 +48,22 @@ def check_devices(trainer: DictConfig) -> None:
         "Train on the CPU with trainer=cpu (one process), or run the distributed code path on CPU "
         "processes with trainer=ddp_cpu (trainer.devices=2, gloo)."
     )
+
+
+def check_torchrun_layout(trainer: DictConfig) -> None:
+    """Under torchrun, trainer.devices must be --nproc_per_node and trainer.num_nodes --nnodes."""
+    if not TorchElasticEnvironment.detect():
+        return
+    per_node, world = int(os.environ["LOCAL_WORLD_SIZE"]), int(os.environ["WORLD_SIZE"])
+    devices = process_count(trainer.get("devices", 1), str(trainer.get("accelerator", AUTO)))
+    nodes = int(trainer.get("num_nodes", 1))
+    if (devices, devices * nodes) != (per_node, world):
+        raise DeviceError(
+            f"torchrun started {per_node} process(es) per node on {world // per_node} node(s) "
+            f"(--nproc_per_node={per_node} --nnodes={world // per_node}), but the trainer asks for "
+            f"trainer.devices={trainer.get('devices', 1)} x trainer.num_nodes={nodes}: set "
+            f"trainer.devices={per_node} trainer.num_nodes={world // per_node}"
+        )
 
 
 def has_batchnorm(model: nn.Module) -> bool:
