@@ -1,8 +1,10 @@
-"""Export an FCN to ONNX (dynamic height and width), int8 ONNX, and TorchScript.
+"""Export an FCN to ONNX (dynamic height and width), OpenVINO IR, int8 ONNX / IR, and TorchScript.
 
 ``python export.py ckpt_path=<run>/checkpoints/best.ckpt output=fcn8s`` writes fcn8s.onnx and
-fcn8s.pt; with ``quantize=int8`` also fcn8s.int8.onnx (``fcn_lit.runtime.quantize_int8``). Both formats keep the crops size-dependent in either alignment mode:
-tests/inference/test_export.py checks them against eager PyTorch on inputs of several sizes.
+fcn8s.pt; ``formats=[onnx,openvino]`` fcn8s.onnx and its OpenVINO IR fcn8s.xml + fcn8s.bin; with
+``quantize=int8`` also fcn8s.int8.onnx (``fcn_lit.runtime.quantize_int8``) and, with openvino,
+fcn8s.int8.xml + .bin (NNCF). Every format keeps the crops size-dependent in either alignment
+mode: tests/inference/test_export.py checks them against eager PyTorch on inputs of several sizes.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import lightning as L
 import torch
 from torch import nn
 
+from fcn_lit.errors import UserError
 from fcn_lit.module import PRIMARY_HEAD
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "openvino", "torchscript")
 ONNX_FILE_LIMIT = 2**31  # bytes: protobuf's limit for one .onnx file
 
 log = logging.getLogger(__name__)
@@ -42,9 +45,11 @@ def _plain(model: nn.Module, in_channels: int, size: int) -> tuple[nn.Module, to
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, in_channels: int = 3, example_size: int = 224,
-                opset: int = 18) -> Path:
+                opset: int = 18, optimize: bool = True) -> Path:
     """An ONNX graph ``image (N, C, H, W) -> logits (N, K, H, W)`` with dynamic N, H and W, via the
-    torch.export-based exporter (the legacy one bakes the head's crop sizes in)."""
+    torch.export-based exporter (the legacy one bakes the head's crop sizes in). ``optimize=False``
+    skips onnxscript's graph optimizer (most of the export's time), for a file that ONNX Runtime
+    or OpenVINO optimize themselves when they load it."""
     net, example = _plain(model, in_channels, example_size)
     batch, height, width = (torch.export.Dim(n, min=1, max=8192) for n in ("batch", "height", "width"))
     path = Path(path)
@@ -54,7 +59,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, in_channels: int = 3, exa
     torch.onnx.export(
         net, (example,), path, input_names=["image"], output_names=["logits"], opset_version=opset,
         dynamic_shapes={"x": {0: batch, 2: height, 3: width}}, dynamo=True, verbose=False,
-        external_data=external,
+        external_data=external, optimize=optimize,
     )
     if external:
         log.warning("%s: the weights (%.1f GB) pass ONNX's 2 GB limit for one file, so they are in %s "
@@ -79,30 +84,49 @@ def export_torchscript(model: nn.Module, path: str | Path, *, in_channels: int =
     return path
 
 
-def export(ckpt_path: str | Path, output: str | Path, formats: tuple[str, ...] = FORMATS, *,
+def export(ckpt_path: str | Path, output: str | Path, formats: tuple[str, ...] = ("onnx", "torchscript"), *,
            example_size: int = 224, opset: int = 18, quantize: str | None = None, calibration: str | None = None,
            calibration_images: int = 32) -> list[Path]:
     """Export a train.py checkpoint (or a pytorch-fcn .pth) to ``<output>.onnx`` and ``<output>.pt``;
-    ``quantize="int8"`` adds ``<output>.int8.onnx``, calibrated on ``calibration_images`` images of
-    ``calibration`` (folder or glob; None: the run's training split)."""
+    "openvino" in ``formats`` converts the ONNX file to ``<output>.xml`` + ``.bin``;
+    ``quantize="int8"`` adds ``<output>.int8.onnx`` (and ``<output>.int8.xml`` + ``.bin`` with
+    openvino), calibrated on ``calibration_images`` images of ``calibration`` (folder or glob;
+    None: the run's training split)."""
+    from fcn_lit import openvino_runtime
     from fcn_lit.predict import calibration_inputs, load_predictor
     from fcn_lit.runtime import quantize_int8
 
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise ValueError(f"formats={list(formats)} has unknown {unknown}; choose from {FORMATS}")
+        raise ExportError(f"formats={list(formats)} has unknown {unknown}; choose from {FORMATS}")
     if quantize not in (None, "int8"):
-        raise ValueError(f"quantize={quantize!r} is not one of null, int8")
-    if quantize and "onnx" not in formats:
-        raise ValueError(f"quantize=int8 quantizes the ONNX export, but formats={list(formats)} has no onnx")
+        raise ExportError(f"quantize={quantize!r} is not one of null, int8")
+    if ("openvino" in formats or quantize) and "onnx" not in formats:
+        raise ExportError(f"formats={list(formats)}{' with quantize=int8' if quantize else ''}: OpenVINO IR and int8 "
+                          "are converted from the ONNX export, so add onnx to formats")
     predictor = load_predictor(ckpt_path)
     output = Path(output)
     written = []
     if "onnx" in formats:
-        written.append(export_onnx(predictor.net, output.with_suffix(".onnx"), example_size=example_size, opset=opset))
-        if quantize == "int8":
-            inputs = calibration_inputs(ckpt_path, predictor.normalization, calibration, calibration_images)
-            written.append(quantize_int8(written[-1], output.with_suffix(".int8.onnx"), inputs))
+        onnx_file = export_onnx(predictor.net, output.with_suffix(".onnx"), example_size=example_size, opset=opset)
+        written.append(onnx_file)
+        inputs = calibration_inputs(ckpt_path, predictor.normalization, calibration, calibration_images) if quantize else []
+        if quantize:
+            written.append(quantize_int8(onnx_file, output.with_suffix(".int8.onnx"), inputs))
+        if "openvino" in formats:
+            model = openvino_runtime.read(onnx_file)
+            written += ir_files(openvino_runtime.save_ir(model, output.with_suffix(".xml")))
+            if quantize:
+                int8 = openvino_runtime.quantize(model, inputs)
+                written += ir_files(openvino_runtime.save_ir(int8, output.with_suffix(".int8.xml")))
     if "torchscript" in formats:
         written.append(export_torchscript(predictor.net, output.with_suffix(".pt"), example_size=example_size))
     return written
+
+
+def ir_files(xml: Path) -> list[Path]:
+    return [xml, xml.with_suffix(".bin")]
+
+
+class ExportError(UserError, ValueError):
+    """export.py settings that do not go together."""
