@@ -1,7 +1,7 @@
 """Export an FCN to ONNX (dynamic height and width), OpenVINO IR, int8 ONNX / IR, and TorchScript.
 
 ``python export.py ckpt_path=<run>/checkpoints/best.ckpt output=fcn8s`` writes fcn8s.onnx and
-fcn8s.pt; ``formats=[onnx,openvino]`` fcn8s.onnx and its OpenVINO IR fcn8s.xml + fcn8s.bin; with
+fcn8s.pt; with openvino in ``formats`` also its OpenVINO IR fcn8s.xml + fcn8s.bin; with
 ``quantize=int8`` also fcn8s.int8.onnx (``fcn_lit.runtime.quantize_int8``) and, with openvino,
 fcn8s.int8.xml + .bin (NNCF). Every format keeps the crops size-dependent in either alignment
 mode: tests/inference/test_export.py checks them against eager PyTorch on inputs of several sizes.

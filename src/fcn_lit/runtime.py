@@ -381,9 +381,9 @@ def auto_runner(net: nn.Module, options: speed.SpeedOptions, device: torch.devic
 
 def runner(net: nn.Module, options: speed.SpeedOptions, device: torch.device, sample: Callable[[], Tensor] | None = None,
            calibration: Callable[[], list[np.ndarray]] | None = None) -> Runner:
-    """The runner ``options`` ask for. ``precision=int8`` runs on ONNX Runtime with
-    ``runtime=onnxruntime``, else on OpenVINO (PyTorch's own int8 export path now lives in torchao,
-    not a dependency); ``runtime=auto`` measures the candidate paths on ``sample()``, once."""
+    """The runner ``options`` ask for. ``speed.precision=int8`` runs on ONNX Runtime with
+    ``speed.runtime=onnxruntime``, else on OpenVINO (PyTorch's own int8 export path now lives in
+    torchao, not a dependency); ``speed.runtime=auto`` measures the candidate paths on ``sample()``, once."""
     if options.precision == "int8":
         int8_runtime = "onnxruntime" if options.runtime == "onnxruntime" else "openvino"
         if options.runtime in ("torch", "auto"):
