@@ -84,7 +84,8 @@ def main() -> None:
         "MFU of bf16 training: " + (f"{100 * train['MFU']:.1f}% (target >= 40%)" if "MFU" in train else "no GPU"),
     ]
     lines += [
-        f"CPU default path (runtime=auto's pick) {cpu['default_path']}: {cpu['default_path_ms']:.1f} ms at 500x500, "
+        f"CPU default path (runtime=auto's pick) {cpu['default_path']}: {cpu['default_path_ms']:.1f} ms at "
+        f"{cpu['paths']['torch_fp32']['size']}x{cpu['paths']['torch_fp32']['size']}, "
         f"{cpu['default_path_share_of_peak']:.0%} of its precision's peak (targets with native bf16: <= 150 ms, >= 70%), "
         f"masks agree with fp32 eager on {cpu['default_path_agreement']:.3%} of the quickstart's val pixels",
         f"int8 (OpenVINO, NNCF) x{cpu['int8_speedup_vs_fp32']:.2f} vs fp32 eager (target >= 2.5 on a VNNI CPU), "
