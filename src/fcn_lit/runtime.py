@@ -347,8 +347,10 @@ def cached_export(net: nn.Module, digest: str) -> Path:
         start = time.perf_counter()
         export_onnx(net.cpu(), partial / "fp32.onnx", optimize=False)
         log.info("Exported the net to ONNX in %.0f s, kept for the next run in %s", time.perf_counter() - start, folder)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.replace(folder)
+        try:
+            partial.replace(folder)
+        except OSError:  # another process (a DDP rank) put the same export there first
+            shutil.rmtree(partial)
     return folder / "fp32.onnx"
 
 
@@ -374,7 +376,7 @@ def auto_runner(net: nn.Module, options: speed.SpeedOptions, device: torch.devic
         options = replace(options, onnx=str(cached_export(net, digest)))
     picked, run, table = choose(net, options, device, sample, calibration)
     if exports and picked.runtime not in EXPORTED:
-        shutil.rmtree(Path(options.onnx).parent)  # the next run builds the PyTorch path: no export needed
+        shutil.rmtree(Path(options.onnx).parent, ignore_errors=True)  # the next run builds the PyTorch path: no export needed
     remember(file, key, picked, table, tuple(sample.shape))
     return run
 
