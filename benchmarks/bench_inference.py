@@ -14,13 +14,16 @@ import torch
 from baseline import PlainFCN8s
 from common import Timing, device, interleaved, measure, mib, sync
 
-from fcn_lit.inference import speed
+from fcn_lit.inference import runtime, speed
 from fcn_lit.models import build_fcn, import_torchfcn
 
 NATIVE_BF16 = speed.native_bf16(torch.device("cpu"))
-# fcn-lit's default inference path: the aligned net (no 100-pixel padding) run with these options.
+# fcn-lit's default inference path: the aligned net (no 100-pixel padding) run on the path
+# runtime=auto picks, measured afresh (not from the cache of past choices).
 DEFAULT_ALIGNMENT = "aligned"
-DEFAULT = speed.SpeedOptions()
+DEFAULT = speed.SpeedOptions(auto_cache=False)
+# PyTorch with the default options (bf16 autocast where native, channels_last, inference_mode).
+TORCH_DEFAULT = replace(DEFAULT, runtime="torch")
 # Full VGG16 at 500x500 takes seconds per forward on a small CPU: few repeats there.
 SETTINGS = {
     "cpu": dict(size=500, warmup=1, repeats=3, batch=2, batch_repeats=1, option_size=256, option_batch=1,
@@ -74,17 +77,18 @@ def ms(t: float) -> str:
     return f"{t * 1e3:9.1f} ms"
 
 
-def headline(dev: torch.device, s: dict[str, Any], baseline, caffe, aligned) -> dict[str, float]:
-    default_net = speed.prepare(aligned, DEFAULT, dev)
+def headline(dev: torch.device, s: dict[str, Any], baseline, caffe, aligned) -> dict[str, Any]:
     one = torch.randn(1, 3, s["size"], s["size"])
     many = torch.randn(s["batch"], 3, s["size"], s["size"])
-    resolved = DEFAULT.resolve(dev)
-    print(f"FCN-8s VGG16, {s['size']}x{s['size']}; default path = alignment={DEFAULT_ALIGNMENT}, {resolved}")
+    start = time.perf_counter()
+    picked, default, _ = runtime.choose(aligned, DEFAULT, dev, one)
+    print(f"FCN-8s VGG16, {s['size']}x{s['size']}; default path = alignment={DEFAULT_ALIGNMENT}, runtime=auto's pick: "
+          f"{picked} (export and measurement of the candidates: {time.perf_counter() - start:.0f} s)")
     rows = [
         ("plain PyTorch (port: pad 100, crops)", plain_runner(baseline, one, dev),
          plain_runner(baseline, many, dev)),
         ("fcn-lit, caffe alignment, plain run", plain_runner(caffe, one, dev), None),
-        ("fcn-lit default path", runner(default_net, one, DEFAULT, dev), runner(default_net, many, DEFAULT, dev)),
+        ("fcn-lit default path", lambda: default(one), lambda: default(many)),
     ]
     figures = {}
     latencies = interleaved([latency for _, latency, _ in rows], dev, s["warmup"], s["repeats"])
@@ -104,6 +108,7 @@ def headline(dev: torch.device, s: dict[str, Any], baseline, caffe, aligned) -> 
         figures[f"{label} peak MiB"] = t.peak_bytes / 2**20
     figures["default speedup"] = figures["plain PyTorch (port: pad 100, crops) latency ms"] / figures[
         "fcn-lit default path latency ms"]
+    figures["default path"] = str(picked)
     return figures
 
 
@@ -122,7 +127,7 @@ def options_table(dev: torch.device, s: dict[str, Any], aligned: torch.nn.Module
         variants += [("autocast fp16", "aligned", replace(reference, precision="fp16")),
                      ("cudnn.benchmark", "aligned", replace(reference, cudnn_benchmark=True))]
     variants += [("torch.compile (dynamic)", "aligned", replace(reference, compile=True)),
-                 ("default path (all chosen)", "aligned", DEFAULT)]
+                 ("torch with the default options", "aligned", TORCH_DEFAULT)]
     print(f"Speed options, FCN-8s VGG16, batch {s['option_batch']} at {s['option_size']}x{s['option_size']}"
           f" (each alone against the reference; x = speed-up)")
     if dev.type == "cpu":
@@ -165,17 +170,19 @@ def emulated_bf16(net: torch.nn.Module, options: speed.SpeedOptions, dev: torch.
 
 
 def trunks_table(dev: torch.device, s: dict[str, Any]) -> dict[str, float]:
-    """Forward latency of the other trunks' FCN-8s: Caffe mode run plainly vs the default path."""
+    """Forward latency of the other trunks' FCN-8s: Caffe mode run plainly vs aligned in PyTorch with
+    the default options (runtime=auto's export and measurement per trunk would take minutes here)."""
     x = torch.randn(1, 3, s["size"], s["size"])
-    print(f"Other trunks, FCN-8s, batch 1 at {s['size']}x{s['size']}: caffe alignment plain run vs default path")
+    print(f"Other trunks, FCN-8s, batch 1 at {s['size']}x{s['size']}: caffe alignment plain run vs aligned, "
+          "torch with the default options")
     figures = {}
     for name in s["trunks"]:
         caffe = build_fcn(name, 8, 21, alignment="caffe").eval().to(dev)
         aligned = build_fcn(name, 8, 21, alignment="aligned").eval()
         aligned.load_state_dict(caffe.state_dict())
-        prepared = speed.prepare(aligned, DEFAULT, dev)
+        prepared = speed.prepare(aligned, TORCH_DEFAULT, dev)
         t_caffe, t_default = (t.best for t in interleaved(
-            [plain_runner(caffe, x, dev), runner(prepared, x, DEFAULT, dev)], dev, s["warmup"], s["repeats"]))
+            [plain_runner(caffe, x, dev), runner(prepared, x, TORCH_DEFAULT, dev)], dev, s["warmup"], s["repeats"]))
         figures[name] = t_default * 1e3
         print(f"  {name:<10} caffe {ms(t_caffe)}  default {ms(t_default)}  x{t_caffe / t_default:4.2f}", flush=True)
     return figures

@@ -3,11 +3,15 @@ quickstart model.
 
 1. The matmul peak, measured: fp32 and bf16 ``torch.mm`` (oneDNN/MKL), int8 ONNX Runtime
    ``MatMulInteger`` (uint8 x int8, the kernels its int8 convolutions use).
-2. Each path at 500x500, batch 1, timed calls interleaved: ms, GFLOP/s (FLOPs counted by
-   ``FlopCounterMode`` on each net at its own input size) and the share of its precision's peak.
+2. Each path at 500x500, batch 1, timed calls interleaved: PyTorch fp32/bf16, ONNX Runtime
+   fp32/int8, OpenVINO fp32/bf16/int8: ms, GFLOP/s (FLOPs counted by ``FlopCounterMode`` on each
+   net at its own input size) and the share of its precision's peak.
 3. The quickstart model (trained here unless ``--quickstart-ckpt``): val mean IU in fp32 eager and
-   in int8, and the share of val pixels on which each ``runtime=auto`` candidate's masks agree with
-   fp32 eager, and auto's pick.
+   in int8 (both runtimes), the share of val pixels on which each ``runtime=auto`` candidate's masks
+   agree with fp32 eager, and auto's pick.
+4. The default path: auto's rule on these figures (the fastest candidate at 500x500 whose masks
+   agree with fp32 eager on >= 99.9% of the quickstart's val pixels), its ms and share of its peak;
+   with ``--profile``, OpenVINO's per-layer profile of it (where the time goes).
 
 Run: PYTHONPATH=src python benchmarks/bench_paths.py [--smoke] [--quickstart-ckpt PATH]
 (part of `make bench`).
@@ -27,7 +31,7 @@ from baseline import PlainFCN8s
 from common import compose_train, interleaved
 from torch.utils.flop_counter import FlopCounterMode
 
-from fcn_lit.inference import formats, runtime, speed
+from fcn_lit.inference import formats, openvino_runtime, runtime, speed
 from fcn_lit.models import build_fcn, import_torchfcn
 
 CPU = torch.device("cpu")
@@ -86,8 +90,9 @@ def flops(net: torch.nn.Module, size: int) -> int:
     return counter.get_total_flops()
 
 
-def paths(s: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
-    """Each path's ms, GFLOP/s and share of peak; FCN-8s VGG16, random weights (speed only)."""
+def paths(s: dict[str, Any], peaks: dict[str, float]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each path's ms, GFLOP/s and share of peak; FCN-8s VGG16, random weights (speed only). Also
+    returns the OpenVINO runners, by precision, for the profile."""
     torch.manual_seed(0)
     baseline = PlainFCN8s(21).eval()
     caffe = import_torchfcn(baseline.state_dict()).eval()
@@ -97,11 +102,14 @@ def paths(s: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
     eager = speed.SpeedOptions(precision="fp32")
     calibration = [torch.randn(1, 3, size, size).numpy() for _ in range(s["calibration"])]
     start = time.perf_counter()
+    native = speed.native_bf16(CPU)
     with tempfile.TemporaryDirectory() as tmp:
         fp32_onnx = formats.export_onnx(aligned, Path(tmp) / "fcn8s.onnx")
         int8_onnx = runtime.quantize_int8(fp32_onnx, Path(tmp) / "fcn8s.int8.onnx", calibration)
         onnx_fp32, onnx_int8 = runtime.OnnxRunner(fp32_onnx), runtime.OnnxRunner(int8_onnx)
-    print(f"  (ONNX export + int8 quantization of the 500x500 net: {time.perf_counter() - start:.0f} s)")
+        vino = {precision: runtime.openvino_runner(aligned, precision, lambda: calibration, fp32_onnx)
+                for precision in ("fp32", *(["bf16"] if native else []), "int8")}
+    print(f"  (ONNX export + int8 quantization (ONNX Runtime, NNCF) of the 500x500 net: {time.perf_counter() - start:.0f} s)")
 
     def plain(net):
         def run():
@@ -118,8 +126,11 @@ def paths(s: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
         ("ONNX Runtime, aligned export, fp32", "onnxruntime_fp32", lambda: onnx_fp32(x), "fp32", aligned_flops),
         ("ONNX Runtime, aligned export, int8", "onnxruntime_int8", lambda: onnx_int8(x), "int8", aligned_flops),
     ]
+    rows += [(f"OpenVINO, aligned export, {precision}{' (NNCF)' if precision == 'int8' else ''}", f"openvino_{precision}",
+              lambda run=run: run(x), precision, aligned_flops) for precision, run in vino.items()]
+    if not native:
+        print("  OpenVINO bf16: not run, this CPU has no native bf16 (speed.precision=bf16 on OpenVINO is refused here)")
     bf16 = runtime.torch_runner(aligned, replace(eager, precision="bf16"), CPU)
-    native = speed.native_bf16(CPU)
     bf16_size = size if native else s["bf16_size"]  # emulated bf16 is tens of times slower: a smaller image
     small = torch.randn(1, 3, bf16_size, bf16_size)
     rows.append((f"fcn-lit, aligned, channels_last, bf16 autocast{'' if native else f' ({bf16_size}x{bf16_size}, emulated)'}",
@@ -135,7 +146,7 @@ def paths(s: dict[str, Any], peaks: dict[str, float]) -> dict[str, Any]:
         figures[key] = {"ms": t.best * 1e3, "gflops": gflops, "share_of_peak": share, "gflop": count / 1e9,
                         "precision": precision, "size": bf16_size if key == "torch_bf16" else size}
         print(f"  {label:<52} {t.best * 1e3:9.1f} {gflops:8.1f} {share:6.1%}", flush=True)
-    return figures
+    return figures, vino
 
 
 def quickstart_checkpoint(smoke: bool, workdir: Path) -> Path:
@@ -176,10 +187,11 @@ def quickstart(smoke: bool, ckpt: str | None) -> dict[str, Any]:
         reference = runtime.torch_runner(net, speed.SpeedOptions(precision="fp32"), CPU)(x)
         with tempfile.TemporaryDirectory() as export_dir:
             fp32_onnx = formats.export_onnx(net, Path(export_dir) / "q.onnx")
-            int8 = runtime.OnnxRunner(runtime.quantize_int8(fp32_onnx, Path(export_dir) / "q.int8.onnx", calibration))
             options = speed.SpeedOptions(runtime="auto", onnx=str(fp32_onnx))
             runners = {str(p): runtime.build(net, p, options, CPU) for p in runtime.candidates(CPU, "auto")}
-            runners["onnxruntime int8"] = int8
+            runners["onnxruntime int8"] = runtime.OnnxRunner(
+                runtime.quantize_int8(fp32_onnx, Path(export_dir) / "q.int8.onnx", calibration))
+            runners["openvino int8"] = runtime.openvino_runner(net, "int8", lambda: calibration, fp32_onnx)
             picked, _, table = runtime.choose(net, options, CPU, x)
 
     def mean_iu(logits: torch.Tensor) -> float:
@@ -187,27 +199,31 @@ def quickstart(smoke: bool, ckpt: str | None) -> dict[str, Any]:
         metric.update(logits, target)
         return float(metric.compute()["mean_iu"])
 
-    figures: dict[str, Any] = {"val_images": len(val), "val_pixels": int(target.numel()), "agreement": {}}
+    figures: dict[str, Any] = {"val_images": len(val), "val_pixels": int(target.numel()), "agreement": {}, "mean_iu": {}}
     print(f"Quickstart model ({ckpt}), val split: {len(val)} images")
     for name, run in runners.items():
         logits = run(x)
         figures["agreement"][name] = runtime.agreement(logits, reference)
+        figures["mean_iu"][name] = 100 * mean_iu(logits)
         print(f"  {name:<18} masks agree with fp32 eager on {figures['agreement'][name]:8.3%} of the val pixels; "
-              f"mean IU {100 * mean_iu(logits):.2f}")
+              f"mean IU {figures['mean_iu'][name]:.2f}")
     figures["mean_iu_fp32"] = 100 * mean_iu(reference)
-    figures["mean_iu_int8"] = 100 * mean_iu(int8(x))
+    # int8 runs on OpenVINO unless speed.runtime=onnxruntime (fcn_lit.inference.runtime.runner)
+    figures["mean_iu_int8"] = figures["mean_iu"]["openvino int8"]
     figures["int8_mean_iu_drop"] = figures["mean_iu_fp32"] - figures["mean_iu_int8"]
+    figures["onnxruntime_int8_mean_iu_drop"] = figures["mean_iu_fp32"] - figures["mean_iu"]["onnxruntime int8"]
     for row in table:
         figures_ = "" if row["ms"] is None else f"{row['ms']:9.1f} ms on the val split, agreement {row['agreement']:.3%}"
         print(f"  auto candidate {row['path']:<18} {figures_}  {'<- picked' if row['path'] == str(picked) else row['why']}")
     figures["auto_pick"] = str(picked)
     figures["auto_table"] = table
-    print(f"  int8 mean IU drop: {figures['int8_mean_iu_drop']:.2f} points (target <= 0.5); "
+    print(f"  int8 mean IU drop: OpenVINO (NNCF) {figures['int8_mean_iu_drop']:.2f} points, ONNX Runtime "
+          f"{figures['onnxruntime_int8_mean_iu_drop']:.2f} points (target <= 0.5); "
           f"runtime=auto picks {picked} (timed on the whole val split)")
     return figures
 
 
-def main(smoke: bool = False, quickstart_ckpt: str | None = None) -> dict[str, Any]:
+def main(smoke: bool = False, quickstart_ckpt: str | None = None, profile: bool = True) -> dict[str, Any]:
     s = SETTINGS["smoke" if smoke else "cpu"]
     features = runtime.cpu_features()
     print(f"CPU: {features['model']}; torch kernels {features['capability']}; flags {' '.join(features['flags'])}; "
@@ -216,7 +232,8 @@ def main(smoke: bool = False, quickstart_ckpt: str | None = None) -> dict[str, A
     # On a shared machine the load changes: the peak is the best of a measurement before and after the paths.
     peaks = matmul_peaks(s["peak_n"])
     print(f"Matmul peak ({s['peak_n']}^3, before the paths): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
-    figures = {"cpu": features, "matmul_peak_gflops": peaks, "paths": paths(s, peaks)}
+    figures: dict[str, Any] = {"cpu": features, "matmul_peak_gflops": peaks}
+    figures["paths"], vino = paths(s, peaks)
     after = matmul_peaks(s["peak_n"])
     print("Matmul peak (after): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in after.items()))
     if any(after[k] > peaks[k] for k in peaks):
@@ -227,14 +244,58 @@ def main(smoke: bool = False, quickstart_ckpt: str | None = None) -> dict[str, A
             print(f"  {key:<20} {row['gflops']:8.1f} GFLOP/s {row['share_of_peak']:6.1%}")
     figures["quickstart"] = quickstart(smoke, quickstart_ckpt)
     p = figures["paths"]
-    default = "torch_bf16" if speed.SpeedOptions().resolve(CPU).precision == "bf16" else "torch_fp32"
+    default = default_path(p, figures["quickstart"]["agreement"])
+    row = p[default.replace(" ", "_")]
     figures["default_path"] = default
-    figures["default_path_ms"] = p[default]["ms"]
-    figures["int8_speedup_vs_fp32"] = p["torch_fp32"]["ms"] / p["onnxruntime_int8"]["ms"]
+    figures["default_path_ms"] = row["ms"]
+    figures["default_path_share_of_peak"] = row["share_of_peak"]
+    figures["default_path_agreement"] = figures["quickstart"]["agreement"][default]
+    figures["int8_speedup_vs_fp32"] = p["torch_fp32"]["ms"] / p["openvino_int8"]["ms"]
+    figures["onnxruntime_int8_speedup_vs_fp32"] = p["torch_fp32"]["ms"] / p["onnxruntime_int8"]["ms"]
     figures["int8_mean_iu_drop"] = figures["quickstart"]["int8_mean_iu_drop"]
-    print(f"  int8 (ONNX Runtime) vs fp32 eager: x{figures['int8_speedup_vs_fp32']:.2f} (target >= 2.5 on a VNNI CPU; "
-          f"this CPU has {'VNNI' if features['int8_dot_product'] else 'no VNNI'})")
+    print(f"  default path (runtime=auto's rule on these figures): {default}, {row['ms']:.1f} ms at {row['size']}x{row['size']}, "
+          f"{row['share_of_peak']:.0%} of the {row['precision']} peak (targets on a CPU with native bf16: <= 150 ms, >= 70%); "
+          f"masks agree with fp32 eager on {figures['default_path_agreement']:.3%} of the quickstart's val pixels")
+    print(f"  int8 vs fp32 eager: OpenVINO x{figures['int8_speedup_vs_fp32']:.2f}, ONNX Runtime "
+          f"x{figures['onnxruntime_int8_speedup_vs_fp32']:.2f} (target >= 2.5 on a VNNI CPU; this CPU has "
+          f"{'VNNI' if features['int8_dot_product'] else 'no VNNI'})")
+    if profile and default.startswith("openvino"):
+        figures["default_path_profile"] = openvino_profile(vino[default.split()[1]], s["size"])
     return figures
+
+
+def default_path(paths_: dict[str, Any], agreement: dict[str, float]) -> str:
+    """``runtime=auto``'s rule on the benchmark's figures: the fastest candidate at 500x500 whose masks
+    agree with fp32 eager on >= AGREEMENT of the quickstart's val pixels."""
+    eligible = [(paths_[str(p).replace(" ", "_")]["ms"], str(p)) for p in runtime.candidates(CPU, "auto")
+                if agreement.get(str(p), 0.0) >= runtime.AGREEMENT]
+    return min(eligible)[1]
+
+
+def openvino_profile(run: openvino_runtime.OpenVinoRunner, size: int, top: int = 12) -> dict[str, Any]:
+    """OpenVINO's own per-layer profile (PERF_COUNT) of ``run``'s net at ``size``, batch 1: the time of
+    each layer kind and of the slowest layers, as OpenVINO ran them (kernel names in exec_type)."""
+    model = run.model.clone()
+    model.reshape([1, 3, size, size])
+    request = run.core.compile_model(model, "CPU", {**run.config, "PERF_COUNT": True}).create_infer_request()
+    x = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
+    for _ in range(3):
+        request.infer({0: x})
+    layers = [(info.real_time.total_seconds() * 1e3, info.node_name, info.node_type, info.exec_type)
+              for info in request.profiling_info if info.real_time.total_seconds() > 0]
+    total = sum(ms for ms, *_ in layers)
+    kinds: dict[str, float] = {}
+    for ms, _, kind, _ in layers:
+        kinds[kind] = kinds.get(kind, 0.0) + ms
+    print(f"OpenVINO per-layer profile (PERF_COUNT) of the default path, {size}x{size}, batch 1: {total:.1f} ms in layers")
+    for kind, ms in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"  {kind:<24} {ms:8.1f} ms {ms / total:6.1%}")
+    print(f"  slowest {top} layers:")
+    for ms, name, kind, exec_type in sorted(layers, reverse=True)[:top]:
+        print(f"  {ms:8.1f} ms  {kind:<14} {exec_type:<28} {name}")
+    return {"total_ms": total, "by_kind_ms": kinds,
+            "slowest": [{"ms": ms, "name": name, "kind": kind, "exec_type": exec_type}
+                        for ms, name, kind, exec_type in sorted(layers, reverse=True)[:top]]}
 
 
 if __name__ == "__main__":
@@ -243,5 +304,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--quickstart-ckpt")
+    parser.add_argument("--no-profile", action="store_true", help="skip OpenVINO's per-layer profile of the default path")
     args = parser.parse_args()
-    main(args.smoke, args.quickstart_ckpt)
+    main(args.smoke, args.quickstart_ckpt, not args.no_profile)

@@ -44,3 +44,13 @@ def pytest_runtest_setup(item):
     if os.environ.get("CI", "").lower() in ("true", "1"):
         pytest.fail(f"CI runs the SLURM tests, but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def auto_cache_of_this_session(tmp_path_factory):
+    """speed.runtime=auto remembers its choices under $XDG_CACHE_HOME: here a folder of this session
+    (inherited by the commands the tests run), never the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    patch.undo()

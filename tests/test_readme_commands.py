@@ -174,8 +174,11 @@ COMMANDS: dict[str, Run | Compose | Make] = {
         creates=("masks/c_probs.npy", "masks/c_mask.png")),
     "python export.py ckpt_path=... output=fcn8s": Run(creates=("fcn8s.onnx", "fcn8s.pt"), absent=("fcn8s.onnx.data",)),
     "python export.py ckpt_path=... output=fcn8s quantize=int8": Run(creates=("fcn8s.int8.onnx",)),
-    "python predict.py ckpt_path=... input=photos/ output=auto/ speed.runtime=auto": Run(
+    "python export.py ckpt_path=... output=fcn8s 'formats=[onnx,openvino]'": Run(creates=("fcn8s.xml", "fcn8s.bin")),
+    "python predict.py ckpt_path=... input=photos/ output=auto/ speed.auto_cache=false": Run(
         creates=("auto/a_mask.png", "auto/b_mask.png"), prints=("auto: choosing among", "<- picked")),
+    "python predict.py ckpt_path=... input=photos/ output=vino/ speed.runtime=openvino": Run(
+        creates=("vino/a_mask.png", "vino/b_mask.png")),
     "python predict.py ckpt_path=... input=photos/ output=tiled/ tiling.window=512 tiling.stride=341": Run(
         creates=("tiled/a_mask.png", "tiled/b_overlay.png")),
     "python eval.py ckpt_path=... 'tta.scales=[0.5,0.75,1.0,1.25,1.5,1.75]' tta.flip=true": Run(

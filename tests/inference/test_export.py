@@ -73,3 +73,5 @@ def test_export_from_a_checkpoint_keeps_the_module(tmp_path, run_checkpoint):
         torch.testing.assert_close(torch.jit.load(str(script_path))(x), module.net(x), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="tflite"):
         export(ckpt, tmp_path / "x", ("tflite",))
+    with pytest.raises(ValueError, match=r"formats=\['openvino'\]: OpenVINO IR and int8 are converted from the ONNX export"):
+        export(ckpt, tmp_path / "x", ("openvino",))

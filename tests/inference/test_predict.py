@@ -34,9 +34,9 @@ def logits_of(module, rgb):
 def test_predict_folder_writes_masks_overlays_and_probabilities(tmp_path, run_checkpoint):
     ckpt, module = run_checkpoint
     images = write_images(tmp_path / "photos")
-    # fp32 forced: precision=auto picks bf16 on CPUs with native bf16 (AVX512-BF16, AMX).
+    # PyTorch fp32 forced: runtime=auto may pick another runtime, or bf16 on CPUs with native bf16 (AVX512-BF16, AMX).
     written = predict(ckpt, tmp_path / "photos", tmp_path / "out", batch_size=2, probabilities=True,
-                      progress=False, speed_options={"channels_last": True, "precision": "fp32"})
+                      progress=False, speed_options={"runtime": "torch", "channels_last": True, "precision": "fp32"})
     assert len(written) == 3 * len(images)
     palette = voc_palette(256)
     for stem, rgb in images.items():
@@ -65,7 +65,7 @@ def test_bf16_autocast_agrees_with_fp32_at_bf16_precision(tmp_path, run_checkpoi
     ckpt, module = run_checkpoint
     images = write_images(tmp_path / "photos", {"c": (33, 47)})
     predict(ckpt, tmp_path / "photos", tmp_path / "out", probabilities=True, progress=False,
-            speed_options={"precision": "bf16"})
+            speed_options={"runtime": "torch", "precision": "bf16"})
     for stem, rgb in images.items():
         logits = logits_of(module, rgb)
         probs = np.load(tmp_path / "out" / f"{stem}_probs.npy").astype(np.float32)

@@ -51,7 +51,7 @@ def test_every_readable_photo_is_segmented_and_the_others_listed(tmp_path, run_c
     assert Image.open(tmp_path / "photos" / "e_float.tif").mode == "F"
     with pytest.raises(UnreadableImages) as raised:
         predict(ckpt, tmp_path / "photos", tmp_path / "out", batch_size=2, progress=False,
-                speed_options={"precision": "fp32"})
+                speed_options={"runtime": "torch", "precision": "fp32"})
     failures = dict((path.name, reason) for path, reason in raised.value.failures)
     assert list(failures) == ["b_truncated.jpg", "c_not_an_image.jpg"]
     assert "truncated" in failures["b_truncated.jpg"] and "cannot identify" in failures["c_not_an_image.jpg"]
@@ -72,7 +72,8 @@ def test_command_line_exits_non_zero_and_lists_the_failures(tmp_path, run_checkp
     repo = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["predict.py", f"ckpt_path={ckpt}", f"input={tmp_path / 'photos'}",
-                                      f"output={tmp_path / 'out'}", "device=cpu", "speed.precision=fp32"])
+                                      f"output={tmp_path / 'out'}", "device=cpu", "speed.runtime=torch",
+                                      "speed.precision=fp32"])
     with pytest.raises(SystemExit) as exited:
         runpy.run_path(str(repo / "predict.py"), run_name="__main__")
     assert exited.value.code == 1

@@ -154,7 +154,7 @@ def test_predict_tiles_and_augments(tmp_path, run_checkpoint):
     probs = {}
     for name, options in {"plain": {}, "one_window": {"tiling": {"window": 50}},
                           "tiled_tta": {"tiling": {"window": 32, "stride": 24}, "tta": {"flip": True}}}.items():
-        predict(ckpt, tmp_path / "photos", tmp_path / name, progress=False, speed_options={"precision": "fp32"},
+        predict(ckpt, tmp_path / "photos", tmp_path / name, progress=False, speed_options={"runtime": "torch", "precision": "fp32"},
                 probabilities=True, **options)
         probs[name] = np.load(tmp_path / name / "a_probs.npy")
     assert np.array_equal(probs["one_window"], probs["plain"])
@@ -175,7 +175,7 @@ def test_eval_reports_tta_beside_single_scale(tmp_path, capsys):
     tiling, tta = Tiling(window=32, stride=24), TTA(scales=[0.75, 1.0], flip=True)
     overrides = [f"ckpt_path={ckpt}", f"data.root={data}", "data.generator.num_train=2", "data.generator.num_val=3",
                  "data.generator.size=40", "data.batch_size=3", "tta.scales=[0.75,1.0]", "tta.flip=true",
-                 "tiling.window=32", "tiling.stride=24"]
+                 "tiling.window=32", "tiling.stride=24", "speed.runtime=torch", "speed.precision=fp32"]
     cfg = compose_config(tmp_path / "eval", overrides, config_name="eval")
     results = evaluate(cfg)
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())

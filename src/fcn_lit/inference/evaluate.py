@@ -3,14 +3,19 @@ table and metrics.json out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from torch import nn
 
 from fcn_lit.config_check import check_config
 from fcn_lit.experiments.scores import comparison_table, write_json
+from fcn_lit.inference import runtime, speed
+from fcn_lit.inference.predict import calibration_inputs
 from fcn_lit.inference.tiling import TTA, Segmenter, Tiling, mean_pixel
 from fcn_lit.training.checkpointing import load_checkpoint, local_checkpoint
 from fcn_lit.training.devices import resolve_trainer
@@ -25,6 +30,17 @@ def check_heads(module: FCNModule, datamodule: Any, source: object = "the checkp
             f"{source} scores {module.heads} classes but data={datamodule.name} has "
             f"{datamodule.task_heads or datamodule.num_classes}: pass the data config the model was trained on"
         )
+
+
+def on_speed_path(module: FCNModule, options: speed.SpeedOptions, calibration: Callable[[], list[np.ndarray]]) -> nn.Module:
+    """The module's net run on the path ``options`` ask for (``speed.*``; auto by default).
+    Multi-head nets run in PyTorch fp32: the exported graphs and runtime=auto keep the semantic head only."""
+    if len(module.heads) == 1:
+        return runtime.RunnerModule(module.net, options, calibration)
+    if options.runtime not in ("auto", "torch") or options.precision not in ("auto", "fp32"):
+        raise speed.SpeedError(f"speed.runtime={options.runtime} speed.precision={options.precision}: this checkpoint scores "
+                               f"several heads {list(module.heads)}, which run in PyTorch fp32 only: leave speed.* at auto")
+    return module.net
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -53,10 +69,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     resolve_trainer(cfg.trainer, module)
     trainer = build_trainer(cfg)
     net, pad_value = module.net, mean_pixel(datamodule.normalization)
+    options = speed.SpeedOptions(**OmegaConf.to_container(cfg.get("speed") or {}))
+    scored = on_speed_path(module, options, lambda: calibration_inputs(path, datamodule.normalization, options.calibration,
+                                                                       options.calibration_images))
     passes = {"test": TTA()} | ({"test_tta": tta} if tta.enabled else {})
     results = {"checkpoint": str(path), "data": datamodule.name, "split": datamodule.splits["test"]}
     for name, views in passes.items():
-        module.net = Segmenter(net, tiling, views, pad_value)
+        module.net = Segmenter(scored, tiling, views, pad_value)
         trainer.test(module, datamodule=datamodule)
         results[name] = report_scores(module.results["test"], module.hparams.class_names, name, console,
                                       datamodule.categories)

@@ -1,8 +1,8 @@
 """The exported forms of a net: an ONNX graph (dynamic batch, height and width) and a traced
 TorchScript module. Both keep the crops size-dependent in either alignment mode:
 tests/inference/test_export.py checks them against eager PyTorch on inputs of several sizes. The
-export task (a checkpoint in, files out) is fcn_lit.inference.export; the ONNX Runtime path
-(fcn_lit.inference.runtime) uses export_onnx too."""
+export task (a checkpoint in, files out) is fcn_lit.inference.export; the ONNX Runtime and
+OpenVINO paths (fcn_lit.inference.runtime) use export_onnx too."""
 
 from __future__ import annotations
 
@@ -40,9 +40,11 @@ def _plain(model: nn.Module, in_channels: int, size: int) -> tuple[nn.Module, to
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, in_channels: int = 3, example_size: int = 224,
-                opset: int = 18) -> Path:
+                opset: int = 18, optimize: bool = True) -> Path:
     """An ONNX graph ``image (N, C, H, W) -> logits (N, K, H, W)`` with dynamic N, H and W, via the
-    torch.export-based exporter (the legacy one bakes the head's crop sizes in)."""
+    torch.export-based exporter (the legacy one bakes the head's crop sizes in). ``optimize=False``
+    skips onnxscript's graph optimizer (most of the export's time), for a file that ONNX Runtime
+    or OpenVINO optimize themselves when they load it."""
     net, example = _plain(model, in_channels, example_size)
     batch, height, width = (torch.export.Dim(n, min=1, max=8192) for n in ("batch", "height", "width"))
     path = Path(path)
@@ -52,7 +54,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, in_channels: int = 3, exa
     torch.onnx.export(
         net, (example,), path, input_names=["image"], output_names=["logits"], opset_version=opset,
         dynamic_shapes={"x": {0: batch, 2: height, 3: width}}, dynamo=True, verbose=False,
-        external_data=external,
+        external_data=external, optimize=optimize,
     )
     if external:
         log.warning("%s: the weights (%.1f GB) pass ONNX's 2 GB limit for one file, so they are in %s "
@@ -75,4 +77,3 @@ def export_torchscript(model: nn.Module, path: str | Path, *, in_channels: int =
         traced = torch.jit.trace(net, example)
     traced.save(str(path))
     return path
-

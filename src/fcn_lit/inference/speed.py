@@ -11,9 +11,15 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
+from fcn_lit.errors import UserError
+
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISIONS = ("auto", "fp32", *AUTOCAST_DTYPES, "int8")
-RUNTIMES = ("torch", "onnxruntime", "auto")
+RUNTIMES = ("torch", "onnxruntime", "openvino", "auto")
+
+
+class SpeedError(UserError, ValueError):
+    """A ``speed.*`` setting this machine or runtime cannot run: the message names the key and the fix."""
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -26,14 +32,18 @@ def native_bf16(device: torch.device) -> bool:
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    """How to run a net. ``runtime``: torch, onnxruntime (CPU) or auto (the fastest path whose masks
-    agree with fp32 eager, measured: ``fcn_lit.inference.runtime.choose``). ``precision``: fp32, bf16 or fp16
-    (autocast), int8 (ONNX Runtime static quantization, calibrated on ``calibration_images`` images
-    of ``calibration``: a folder or glob, null = the run's training split), or auto (see
-    ``resolve``). ``onnx``: a file export.py wrote, run by ONNX Runtime instead of exporting the
-    checkpoint's net at start (which takes tens of seconds). ``cudnn_benchmark`` only matters on a GPU."""
+    """How to run a net. ``runtime``: torch, onnxruntime (CPU), openvino (CPU) or auto (the fastest
+    path whose masks agree with fp32 eager, measured once per machine, model and input size and
+    remembered in ``auto_cache``: ``fcn_lit.inference.runtime.choose``). ``precision``: fp32, bf16 or fp16
+    (autocast in PyTorch; bf16 is OpenVINO's inference precision), int8 (ONNX Runtime static
+    quantization or OpenVINO's NNCF, calibrated on ``calibration_images`` images of
+    ``calibration``: a folder or glob, null = the run's training split), or auto (see
+    ``resolve``). ``onnx`` / ``openvino``: a file export.py wrote (.onnx; OpenVINO IR .xml, or
+    .onnx), run instead of exporting the checkpoint's net at start (which takes tens of seconds).
+    ``auto_cache``: remember auto's choices (``auto_cache_file``); false measures every time.
+    ``cudnn_benchmark`` only matters on a GPU."""
 
-    runtime: str = "torch"
+    runtime: str = "auto"
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
@@ -42,19 +52,21 @@ class SpeedOptions:
     calibration: str | None = None
     calibration_images: int = 32
     onnx: str | None = None
+    openvino: str | None = None
+    auto_cache: bool = True
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
-            raise ValueError(f"speed.runtime={self.runtime!r} is not one of {RUNTIMES}")
+            raise SpeedError(f"speed.runtime={self.runtime!r} is not one of {RUNTIMES}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"speed.precision={self.precision!r} is not one of {PRECISIONS}")
+            raise SpeedError(f"speed.precision={self.precision!r} is not one of {PRECISIONS}")
         if self.calibration_images < 1:
-            raise ValueError(f"speed.calibration_images={self.calibration_images} must be >= 1")
+            raise SpeedError(f"speed.calibration_images={self.calibration_images} must be >= 1")
 
     def resolve(self, device: torch.device) -> SpeedOptions:
         """Replace precision="auto" by a rule (no measurement): fp32 on ONNX Runtime (its CPU
         provider runs fp32 and int8, whatever the CPU), else bf16 where the hardware has it
-        natively (``native_bf16``), else fp32."""
+        natively (``native_bf16``; PyTorch and OpenVINO), else fp32."""
         if self.precision != "auto":
             return self
         return replace(self, precision="bf16" if self.runtime != "onnxruntime" and native_bf16(device) else "fp32")
