@@ -43,11 +43,14 @@ def figure(results: dict[str, Any], file: str, key: str) -> Any:
 
 # (what, how it reads from bench.json, the command that measures it)
 BENCH_ROWS: list[tuple[str, Callable[[Callable[[str], Any]], str], str]] = [
-    ("FCN-8s VGG16 at 500x500, batch 1, on the CPU: the default path (what `speed.runtime=auto` picks)",
-     lambda f: f"**{f('cpu.default_path')}**, {f('cpu.default_path_ms'):.0f} ms", "`make bench`"),
-    ("the same, plain PyTorch port (padding 100, crops) vs fcn-lit's torch default (aligned)",
+    ("FCN-8s VGG16 at 500x500, batch 1, on the CPU: the default path (what `speed.runtime=auto` picks), "
+     "its share of the machine's peak for its precision, its masks' agreement with fp32 eager",
+     lambda f: (f"**{f('cpu.default_path')}**, {f('cpu.default_path_ms'):.0f} ms, "
+                f"{100 * f('cpu.default_path_share_of_peak'):.0f}% of peak, {100 * f('cpu.default_path_agreement'):.3f}%"),
+     "`make bench`"),
+    ("the same, plain PyTorch port (padding 100, crops) vs fcn-lit's default path",
      lambda f: f"x{f('inference.headline.default speedup'):.2f}", "`make bench`"),
-    ("int8 (ONNX Runtime) vs fp32 eager; its mean IU cost on the quickstart model",
+    ("int8 (OpenVINO, NNCF) vs fp32 eager; its mean IU cost on the quickstart model",
      lambda f: f"x{f('cpu.int8_speedup_vs_fp32'):.2f}; {f('cpu.int8_mean_iu_drop'):.2f} points", "`make bench`"),
     ("one training step, FCN-8s VGG16, plain PyTorch port vs fcn-lit",
      lambda f: f"{f('train.plain PyTorch (port, fp32) step ms'):.0f} ms vs {f('train.fcn-lit step ms'):.0f} ms",
