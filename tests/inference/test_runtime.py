@@ -3,9 +3,12 @@ quantization (ONNX Runtime's and NNCF's), runtime=auto's choice and its cache, C
 detection (forced off too, as on an AVX2 CPU), and predict.py on the exported runtimes. One ONNX
 export of the quickstart model (tens of seconds) is shared by the whole module."""
 
+import contextlib
 import copy
+import io
 import json
 import logging
+import runpy
 import subprocess
 import sys
 from dataclasses import replace
@@ -229,14 +232,21 @@ def test_precisions_a_runtime_or_cpu_cannot_run_are_clear_errors(exported, monke
     assert [str(p) for p in runtime.candidates(CPU, "bf16")] == ["torch bf16"]  # emulated, only on request
 
 
-def test_predict_py_names_the_setting_it_cannot_run(exported, tmp_path):
+def test_predict_py_names_the_setting_it_cannot_run(exported, tmp_path, monkeypatch):
+    """`python predict.py ...` as typed, run in this process (its output redirected as the README
+    sandbox does): a subprocess forked here, after the suite's other in-process work, took the xdist
+    worker down with it."""
     ckpt, _, onnx_file = exported
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.png")
-    done = subprocess.run([sys.executable, str(REPO / "predict.py"), f"ckpt_path={ckpt}", f"input={tmp_path / 'a.png'}",
-                           f"output={tmp_path / 'out'}", "speed.runtime=openvino", "speed.precision=fp16",
-                           f"speed.onnx={onnx_file}"], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "Error: speed.precision=fp16 does not run on OpenVINO: use fp32, bf16 or int8" in done.stderr + done.stdout
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["predict.py", f"ckpt_path={ckpt}", f"input={tmp_path / 'a.png'}",
+                                      f"output={tmp_path / 'out'}", "speed.runtime=openvino", "speed.precision=fp16",
+                                      f"speed.onnx={onnx_file}"])
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output), pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(REPO / "predict.py"), run_name="__main__")
+    assert "Error: speed.precision=fp16 does not run on OpenVINO: use fp32, bf16 or int8" in str(exited.value.code)
+    assert "Traceback" not in output.getvalue()
 
 
 def test_auto_measures_once_per_machine_model_and_input_size(exported, tmp_path, monkeypatch, caplog):
