@@ -1,12 +1,21 @@
 """Shared fixtures, and the `slurm` mark: those tests need a SLURM cluster that answers."""
 
+import contextlib
 import functools
 import os
 import subprocess
+import sys
 
 import pytest
 from omegaconf import DictConfig
 from runconfig import TINY, compose_config
+
+# absl (imported by TensorBoard and OpenVINO's converter) makes a logging handler on the sys.stderr of
+# its import, and closes that stream when logging.config.dictConfig (every in-process Hydra run) shuts
+# the handlers down while sys.stderr is another object. Imported under a test, that stream is pytest's
+# capture file, and closing it breaks every later test of the worker; the real stderr it never closes.
+with contextlib.redirect_stderr(sys.__stderr__):
+    import absl.logging  # noqa: F401
 
 
 @pytest.fixture

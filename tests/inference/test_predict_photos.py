@@ -67,8 +67,7 @@ def test_every_readable_photo_is_segmented_and_the_others_listed(tmp_path, run_c
 
 
 def test_command_line_exits_non_zero_and_lists_the_failures(tmp_path, run_checkpoint):
-    """`python predict.py ...` as typed, in its own process (an in-process Hydra run under capsys
-    after an ONNX export in the same worker loses pytest's captured stderr)."""
+    """`python predict.py ...` as typed, in its own process: its exit status and both streams."""
     ckpt, _ = run_checkpoint
     write_bad_folder(tmp_path / "photos")
     repo = Path(__file__).resolve().parents[2]

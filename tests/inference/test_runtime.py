@@ -191,8 +191,8 @@ def test_openvino_bf16_masks_follow_fp32(exported):
 
 
 def test_export_py_writes_openvino_ir_and_an_nncf_int8_ir_whose_masks_follow_fp32(exported, tmp_path):
-    """export.py formats=[onnx,openvino] quantize=int8, calibrated on the run's training images. In a
-    subprocess: NNCF, once run, breaks pytest's capture of later in-process Hydra runs."""
+    """`python export.py formats=[onnx,openvino] quantize=int8` as typed, in its own process,
+    calibrated on the run's training images."""
     ckpt, net, _ = exported
     done = subprocess.run([sys.executable, str(REPO / "export.py"), f"ckpt_path={ckpt}", f"output={tmp_path / 'fcn8s'}",
                            "formats=[onnx,openvino]", "quantize=int8", "calibration_images=8", "example_size=48"],
@@ -233,9 +233,8 @@ def test_precisions_a_runtime_or_cpu_cannot_run_are_clear_errors(exported, monke
 
 
 def test_predict_py_names_the_setting_it_cannot_run(exported, tmp_path, monkeypatch):
-    """`python predict.py ...` as typed, run in this process (its output redirected as the README
-    sandbox does): a subprocess forked here, after the suite's other in-process work, took the xdist
-    worker down with it."""
+    """`python predict.py ...` as typed, run in this process with its output redirected (as the
+    README sandbox does)."""
     ckpt, _, onnx_file = exported
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.png")
     monkeypatch.chdir(tmp_path)
