@@ -277,7 +277,7 @@ def openvino_profile(run: openvino_runtime.OpenVinoRunner, size: int, top: int =
     each layer kind and of the slowest layers, as OpenVINO ran them (kernel names in exec_type)."""
     model = run.model.clone()
     model.reshape([1, 3, size, size])
-    request = run.core.compile_model(model, "CPU", {**run.config, "PERF_COUNT": True}).create_infer_request()
+    request = openvino_runtime.core().compile_model(model, "CPU", {**run.config, "PERF_COUNT": True}).create_infer_request()
     x = np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32)
     for _ in range(3):
         request.infer({0: x})

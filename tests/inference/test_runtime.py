@@ -219,6 +219,36 @@ def test_export_py_writes_openvino_ir_and_an_nncf_int8_ir_whose_masks_follow_fp3
     assert torch.equal(logits.argmax(1)[clear], reference.argmax(1)[clear])
 
 
+# OpenVINO runners made and freed in another order than made; then a handled signal, as a DataLoader's
+# SIGCHLD handler receives one when a child process exits.
+RUNNERS_FREED_OUT_OF_ORDER = """
+import signal, subprocess, sys
+import torch
+from fcn_lit.inference import openvino_runtime
+
+model = openvino_runtime.read(sys.argv[1])
+x = torch.zeros(1, 3, 48, 48)
+runners = [openvino_runtime.OpenVinoRunner(model, "fp32"), openvino_runtime.OpenVinoRunner(model, "fp32"),
+           openvino_runtime.OpenVinoRunner(openvino_runtime.quantize(model, [x.numpy()] * 2), "int8")]
+for index in range(3):
+    runners[index](x)
+for index in (0, 1, 0):
+    del runners[index]
+signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+subprocess.run(["true"], check=True)
+print("took the signal")
+"""
+
+
+def test_openvino_runners_freed_in_any_order_leave_the_process_able_to_take_signals(exported, tmp_path):
+    """Each openvino.Core's CPU plugin swaps the thread's signal stack; freed out of order, they left
+    it unmapped and the next handled signal (a child's exit, Ctrl-C) killed the process (SIGSEGV)."""
+    _, _, onnx_file = exported
+    done = subprocess.run([sys.executable, "-c", RUNNERS_FREED_OUT_OF_ORDER, str(onnx_file)], cwd=tmp_path,
+                          env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert done.returncode == 0 and "took the signal" in done.stdout, (done.returncode, done.stderr[-3000:])
+
+
 def test_precisions_a_runtime_or_cpu_cannot_run_are_clear_errors(exported, monkeypatch, tmp_path):
     _, net, onnx_file = exported
     force_native_bf16(monkeypatch, False)

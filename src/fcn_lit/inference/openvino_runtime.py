@@ -5,6 +5,7 @@ post-training quantization). Used by ``fcn_lit.inference.runtime`` as ``speed.ru
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -24,11 +25,24 @@ HINTS = {"fp32": "f32", "bf16": "bf16", "int8": None}
 COMPILED_SHAPES = 16
 
 
-def read(path: str | Path) -> Any:
-    """An ``openvino.Model`` from an .onnx file or an IR .xml (its .bin beside it)."""
+@functools.cache
+def core() -> Any:
+    """The process's one ``openvino.Core``, its CPU plugin loaded. Each Core's CPU plugin installs an
+    alternate signal stack of its own on the calling thread and, freed, unmaps it and restores the one
+    it found. Cores freed in another order than made (as garbage collection frees them) leave the
+    thread on an unmapped signal stack, and its next handled signal (Ctrl-C; a child process's exit
+    once a DataLoader has set its SIGCHLD handler) kills the process with SIGSEGV. One Core, kept,
+    loaded first (NNCF makes and frees its own above it), never does."""
     import openvino as ov
 
-    return ov.Core().read_model(str(path))
+    shared = ov.Core()
+    shared.get_property("CPU", "FULL_DEVICE_NAME")
+    return shared
+
+
+def read(path: str | Path) -> Any:
+    """An ``openvino.Model`` from an .onnx file or an IR .xml (its .bin beside it)."""
+    return core().read_model(str(path))
 
 
 def is_quantized(model: Any) -> bool:
@@ -47,6 +61,7 @@ def quantize(model: Any, calibration: Sequence[np.ndarray]) -> Any:
         raise SpeedError("speed.precision=int8 on OpenVINO quantizes with NNCF, which is not installed: "
                          "pip install 'fcn-lit[export]' (or pip install nncf)") from error
     batches = [np.ascontiguousarray(batch, dtype=np.float32) for batch in calibration]
+    core()  # loaded before NNCF's own Cores: theirs are freed above it (see core())
     return nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches),
                          preset=nncf.QuantizationPreset.PERFORMANCE)
 
@@ -71,9 +86,7 @@ class OpenVinoRunner:
     shape; predict batches images of one size together."""
 
     def __init__(self, model: Any, precision: str, threads: int | None = None) -> None:
-        import openvino as ov
-
-        self.core, self.model = ov.Core(), model
+        self.model = model
         self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
                                        "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
         if HINTS[precision]:
@@ -86,7 +99,7 @@ class OpenVinoRunner:
             return self.compiled[shape]
         model = self.model.clone()
         model.reshape(list(shape))
-        self.compiled[shape] = self.core.compile_model(model, "CPU", self.config)
+        self.compiled[shape] = core().compile_model(model, "CPU", self.config)
         if len(self.compiled) > COMPILED_SHAPES:
             self.compiled.popitem(last=False)
         return self.compiled[shape]
