@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,10 @@ def named_scores(scores: dict[str, Any], class_names: list[str]) -> dict[str, An
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:
-    """Write JSON through a temporary file, so a crash never leaves a half-written file."""
+    """Write JSON through a temporary file (one per process, for processes writing the same file), so
+    a crash never leaves a half-written file."""
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
     tmp.replace(path)
     return path

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fcn_lit.experiments.scores import write_json
 from fcn_lit.inference import openvino_runtime, speed
 from fcn_lit.inference.formats import export_onnx
 from fcn_lit.inference.speed import SpeedError
@@ -326,14 +327,12 @@ def _read_cache(file: Path) -> dict[str, Any]:
 
 
 def remember(file: Path, key: str, picked: InferencePath, table: list[dict[str, Any]], shape: tuple[int, ...]) -> None:
-    """Add one choice to the cache file (written whole under a temporary name, then moved into place)."""
+    """Add one choice to the cache file (written whole, then moved into place)."""
     choices = _read_cache(file)
     choices[key] = {"runtime": picked.runtime, "precision": picked.precision, "input": list(shape),
                     "measured": time.strftime("%Y-%m-%d %H:%M:%S"), "table": table}
     file.parent.mkdir(parents=True, exist_ok=True)
-    partial = file.with_name(f"{file.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(choices, indent=1))
-    partial.replace(file)
+    write_json(file, choices)
 
 
 def cached_export(net: nn.Module, digest: str) -> Path:
